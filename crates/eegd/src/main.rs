@@ -1,0 +1,65 @@
+//! `eegd`: run, check and benchmark pipelines (and, later, serve them).
+#![forbid(unsafe_code)]
+
+mod bench;
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Every allocation is counted: `eegd bench` reports the data path's allocations from it.
+#[global_allocator]
+static ALLOC: pipeline::alloc_count::CountingAlloc = pipeline::alloc_count::CountingAlloc;
+
+#[derive(Parser)]
+#[command(name = "eegd", version, about = "Real-time EEG acquisition and signal processing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline headless; Ctrl-C or the duration stops it cleanly.
+    Run {
+        file: PathBuf,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Check a pipeline file: exit 0, or exit 2 with `file:line:col: message` for every error.
+    Validate { file: PathBuf },
+    /// Every stage type with its parameters, defaults and documentation.
+    Stages {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The reference benchmark (DESIGN §9), beside the naive baseline.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    stages::link();
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Run { file, duration } => cli::run(&file, duration),
+        Command::Validate { file } => cli::validate(&file),
+        Command::Stages { json } => cli::stages(json),
+        Command::Bench(args) => bench::run(args),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Clocks, absolute-deadline sleeps and best-effort real-time settings for group threads.
+//!
+//! Every setting here is best effort: when the OS refuses (no `CAP_SYS_NICE`, a container, a
+//! CPU that does not exist), one warning is logged and the pipeline goes on.
+use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
+use std::time::Duration;
+
+/// `CLOCK_MONOTONIC` in ns: latency measurements and deadlines.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// `CLOCK_REALTIME` in ns since the UNIX epoch: sample timestamps.
+pub fn realtime_ns() -> i64 {
+    clock_gettime(ClockId::CLOCK_REALTIME).map(|t| t.tv_sec() * 1_000_000_000 + t.tv_nsec()).unwrap_or(0)
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reaches `deadline_ns` (an absolute deadline, so lateness
+/// never accumulates). Returns at once if it has passed.
+pub fn sleep_until_ns(deadline_ns: u64) {
+    let ts = nix::sys::time::TimeSpec::from(Duration::from_nanos(deadline_ns));
+    while let Err(nix::Error::EINTR) =
+        clock_nanosleep(ClockId::CLOCK_MONOTONIC, ClockNanosleepFlags::TIMER_ABSTIME, &ts)
+    {}
+}
+
+/// Sets the calling thread's timer slack to 1 ns, so sleeps end at their deadline rather than
+/// up to 50 µs after it (the Linux default).
+pub fn min_timer_slack() {
+    if let Err(e) = nix::sys::prctl::set_timerslack(1) {
+        tracing::debug!(error = %e, "could not set timer slack");
+    }
+}
+
+/// Pins the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    let res = set.set(cpu).and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
+    if let Err(e) = res {
+        tracing::warn!(cpu, error = %e, "could not pin thread to CPU; running unpinned");
+    }
+}
+
+/// Gives the calling thread `SCHED_FIFO` at `priority` (1–99).
+pub fn set_fifo_priority(priority: u8) {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy, ThreadPriority,
+        ThreadSchedulePolicy,
+    };
+    let prio =
+        ThreadPriority::from_posix(thread_priority::ScheduleParams { sched_priority: priority as i32 });
+    let policy = ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo);
+    if let Err(e) = set_thread_priority_and_policy(thread_native_id(), prio, policy) {
+        tracing::warn!(priority, error = ?e, "could not set SCHED_FIFO; running at normal priority");
+    }
+}
+
+/// Locks the process's memory so page faults cannot stall the data path.
+pub fn lock_memory() {
+    use nix::sys::mman::{mlockall, MlockAllFlags};
+    if let Err(e) = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+        tracing::warn!(error = %e, "could not mlockall; memory may be paged");
+    }
+}

@@ -1,0 +1,40 @@
+//! The built-in stages of eegd, one file each, registered with `register_stage!`.
+//!
+//! Each stage is thin: parameters, kinds, and a `process` that calls into the `dsp` library or
+//! a sink's writer. Nothing here knows about threads, queues or HTTP.
+#![forbid(unsafe_code)]
+
+pub mod broker;
+pub mod csv_sink;
+pub mod downsample;
+pub mod emulator;
+pub mod fft;
+pub mod filter;
+pub mod gain;
+pub mod notch;
+pub mod null_sink;
+pub mod to_voltage;
+pub mod websocket_sink;
+
+/// The names of every stage this crate registers. The binary calls this so the linker keeps
+/// the registrations (dtolnay/inventory#7), and a test checks the registry against it.
+pub const BUILT_IN: &[&str] = &[
+    "bandpass",
+    "bandstop",
+    "csv_sink",
+    "downsample",
+    "emulator",
+    "fft",
+    "gain",
+    "highpass",
+    "lowpass",
+    "notch",
+    "null_sink",
+    "to_voltage",
+    "websocket_sink",
+];
+
+/// Makes sure this crate is linked (and its registrations with it).
+pub fn link() -> usize {
+    BUILT_IN.len()
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every test of eegd. Installs what the tests need, idempotently; safe to run again.
+#   scripts/test.sh            everything
+#   QUICK=1 scripts/test.sh    skip the model checker and Miri
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== unit, integration and end-to-end tests"
+cargo test --workspace --all-targets
+
+if [ "${QUICK:-0}" = 1 ]; then
+    exit 0
+fi
+
+echo "== loom: the pool's reference count and the wake handshake, every interleaving"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+    cargo test -p pipeline --test loom --release
+
+echo "== miri: the unsafe pool, queues and wakes under the interpreter (where nightly has miri)"
+if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' \
+    || rustup component add --toolchain nightly miri >/dev/null 2>&1; then
+    CARGO_TARGET_DIR=target/miri MIRIFLAGS="-Zmiri-disable-isolation" \
+        cargo +nightly miri test -p pipeline --lib -- pool:: queue:: wake::
+else
+    echo "miri is not installable here; skipped"
+fi
+
+echo "== aarch64 (Raspberry Pi 5) build check (where the target installs)"
+if rustup target list --installed | grep -q aarch64-unknown-linux-gnu \
+    || rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+    cargo check --workspace --target aarch64-unknown-linux-gnu
+else
+    echo "the aarch64-unknown-linux-gnu target is not installable here; skipped"
+fi
