@@ -1,5 +1,10 @@
-//! The few complex operations filter design needs, written out so that each one follows the
-//! formula numpy uses (Smith's division, C99 `csqrt`): scipy equality depends on it.
+//! The few complex operations filter design needs, each written the way numpy computes it
+//! (Smith's division, glibc's `csqrt`, numpy's fused-multiply-add `square` and `absolute`), so
+//! that designs equal scipy's to the last bit where the last bit decides anything: `zpk2sos`
+//! picks poles by distance to the unit circle, and a one-ulp difference can swap two sections.
+//! Checked bit for bit against numpy 2.4 / scipy 1.17 on x86-64 (AVX-512) over ~26,000 designs;
+//! the only differences left are designs whose band is exactly symmetric about `fs/4`
+//! (`low + high = fs/2`), see [`crate::design`].
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// A complex number in `f64`.
@@ -47,23 +52,39 @@ impl C64 {
         C64::new(theta.cos(), theta.sin())
     }
 
-    /// Principal square root, the C99 `csqrt` algorithm numpy uses (the branch cut follows the
-    /// sign of the imaginary part, signed zeros included).
+    /// Principal square root as glibc's `csqrt` (which numpy calls) computes it; the branch cut
+    /// follows the sign of the imaginary part, signed zeros included.
     pub fn sqrt(self) -> C64 {
         let (a, b) = (self.re, self.im);
-        if a == 0.0 && b == 0.0 {
-            return C64::new(0.0, b);
+        if b == 0.0 {
+            return if a < 0.0 {
+                C64::new(0.0, (-a).sqrt().copysign(b))
+            } else {
+                C64::new(a.sqrt(), 0.0f64.copysign(b))
+            };
         }
-        let t = ((a.abs() + a.hypot(b)) * 0.5).sqrt();
-        if a >= 0.0 {
-            C64::new(t, b / (2.0 * t))
+        if a == 0.0 {
+            let r = (0.5 * b.abs()).sqrt();
+            return C64::new(r, r.copysign(b));
+        }
+        let d = a.hypot(b);
+        let (r, s) = if a > 0.0 {
+            let r = (0.5 * (d + a)).sqrt();
+            (r, 0.5 * (b / r))
         } else {
-            C64::new(b.abs() / (2.0 * t), t.copysign(b))
-        }
+            let s = (0.5 * (d - a)).sqrt();
+            ((0.5 * (b / s)).abs(), s)
+        };
+        C64::new(r, s.copysign(b))
     }
 
+    /// `z²` as numpy's element-wise complex `multiply`/`square` computes it with fused
+    /// multiply-adds (its SIMD loop on x86-64 with FMA3 and on aarch64):
+    /// `re = fma(a, a, -(b·b))`, `im = fma(a, b, b·a)`. (numpy's reductions such as `prod` use
+    /// the plain product, [`Mul`].)
     pub fn square(self) -> C64 {
-        self * self
+        let (a, b) = (self.re, self.im);
+        C64::new(a.mul_add(a, -(b * b)), a.mul_add(b, b * a))
     }
 }
 

@@ -107,7 +107,7 @@ impl Psd {
         // Cannot fail: every buffer came from this plan.
         let _ = self.fft.process_with_scratch(&mut self.buf, &mut self.spectrum, &mut self.scratch);
         let last = self.bins() - 1;
-        let nyquist_bin = self.n % 2 == 0;
+        let nyquist_bin = self.n & 1 == 0;
         for (k, (o, c)) in out.iter_mut().zip(&self.spectrum).enumerate() {
             let single = k == 0 || (nyquist_bin && k == last);
             let factor = if single { 1.0 } else { 2.0 };

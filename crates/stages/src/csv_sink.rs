@@ -119,7 +119,11 @@ impl StageType for CsvSink {
     const EXAMPLE: &'static str =
         "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - csv_sink: { path: /tmp/eegd-example.csv }\n";
 
-    fn build(p: &Self::Params, inputs: &[StreamInfo], _: &BuildCx<'_>) -> Result<(Self, Option<StreamInfo>), ParamError> {
+    fn build(
+        p: &Self::Params,
+        inputs: &[StreamInfo],
+        _: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let s = &inputs[0];
         let mut header = String::new();
         match s.kind {
@@ -147,7 +151,13 @@ impl StageType for CsvSink {
         }
         header.push('\n');
         Ok((
-            CsvSink { path: p.path.clone(), flush_ns: p.flush_ms * 1_000_000, header, out: None, last_flush: 0 },
+            CsvSink {
+                path: p.path.clone(),
+                flush_ns: p.flush_ms * 1_000_000,
+                header,
+                out: None,
+                last_flush: 0,
+            },
             None,
         ))
     }
@@ -175,10 +185,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.csv");
         let meta = Arc::new(StreamMeta { labels: vec!["Fp1".into(), "Fp2".into()], ..Default::default() });
-        let input = StreamInfo { kind: Kind::Voltage, rate: 1000.0, channels: 2, max_samples: 2, meta: meta.clone() };
+        let input =
+            StreamInfo { kind: Kind::Voltage, rate: 1000.0, channels: 2, max_samples: 2, meta: meta.clone() };
         let mut h = Harness::new("csv_sink", serde_json::json!({"path": path}), &[input], 4).unwrap();
         h.start().unwrap();
-        let hdr = Header { kind: Kind::Voltage, channels: 2, samples: 2, rate: 1000.0, timestamp_ns: 2_000_000_000, meta, ..Header::default() };
+        let hdr = Header {
+            kind: Kind::Voltage,
+            channels: 2,
+            samples: 2,
+            rate: 1000.0,
+            timestamp_ns: 2_000_000_000,
+            meta,
+            ..Header::default()
+        };
         h.push(0, h.packet_f32(hdr, &[1.5, 2.0, -3.0, 4.25])).unwrap();
         h.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

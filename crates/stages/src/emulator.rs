@@ -190,9 +190,8 @@ impl Emulator {
     fn fill(&mut self, cx: &mut Context<'_>, deadline: Option<u64>) -> Result<(), StageError> {
         let (ch, batch, n0) = (self.p.channels, self.batch, self.n);
         let rate = self.p.rate as i64;
-        let ts = self.start_real
-            + (n0 as i64 / rate) * 1_000_000_000
-            + (n0 as i64 % rate) * 1_000_000_000 / rate;
+        let ts =
+            self.start_real + (n0 as i64 / rate) * 1_000_000_000 + (n0 as i64 % rate) * 1_000_000_000 / rate;
         let header = Header {
             stream_id: self.stream_id,
             kind: Kind::Raw,
@@ -228,7 +227,8 @@ impl Emulator {
             for i in 0..batch {
                 if self.p.pace == Pace::Drdy {
                     if let Some(d) = deadline {
-                        let sample_deadline = d - ((batch - 1 - i) as u64 * 1_000_000_000) / self.p.rate as u64;
+                        let sample_deadline =
+                            d - ((batch - 1 - i) as u64 * 1_000_000_000) / self.p.rate as u64;
                         sleep_until_ns(sample_deadline);
                     }
                 }
@@ -284,15 +284,25 @@ impl StageType for Emulator {
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
         if !RATES.contains(&p.rate) {
-            e.push(ParamError::new("rate", format!("{} is not an ADS1299 rate (one of {:?})", p.rate, RATES)));
+            e.push(ParamError::new(
+                "rate",
+                format!("{} is not an ADS1299 rate (one of {:?})", p.rate, RATES),
+            ));
         }
         if !GAINS.contains(&p.gain) {
-            e.push(ParamError::new("gain", format!("{} is not an ADS1299 gain (one of {:?})", p.gain, GAINS)));
+            e.push(ParamError::new(
+                "gain",
+                format!("{} is not an ADS1299 gain (one of {:?})", p.gain, GAINS),
+            ));
         }
         e
     }
 
-    fn build(p: &Self::Params, _: &[StreamInfo], cx: &BuildCx<'_>) -> Result<(Self, Option<StreamInfo>), ParamError> {
+    fn build(
+        p: &Self::Params,
+        _: &[StreamInfo],
+        cx: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let batch = p.batch.unwrap_or((p.rate / 250) as usize).max(1);
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
@@ -303,7 +313,13 @@ impl StageType for Emulator {
             sensor_id: "emulator".into(),
             ..Default::default()
         });
-        let out = StreamInfo { kind: Kind::Raw, rate: p.rate as f64, channels: p.channels, max_samples: batch, meta: meta.clone() };
+        let out = StreamInfo {
+            kind: Kind::Raw,
+            rate: p.rate as f64,
+            channels: p.channels,
+            max_samples: batch,
+            meta: meta.clone(),
+        };
         let mut rng = p.seed ^ 0x9E37_79B9_7F4A_7C15;
         let phase = (0..p.channels).map(|_| uniform(&mut rng) * TAU).collect();
         Ok((
@@ -375,7 +391,8 @@ mod tests {
 
     #[test]
     fn rejects_rates_the_chip_lacks() {
-        let e = EmulatorParams { rate: 300, gain: 3, ..serde_json::from_value(serde_json::json!({})).unwrap() };
+        let e =
+            EmulatorParams { rate: 300, gain: 3, ..serde_json::from_value(serde_json::json!({})).unwrap() };
         let errs = Emulator::check(&e);
         assert_eq!(errs.iter().map(|e| e.param).collect::<Vec<_>>(), ["rate", "gain"]);
     }

@@ -32,9 +32,14 @@ impl StageType for Gain {
     const ROLE: Role = Role::Transform;
     const ACCEPTS: &'static [Kind] = &[Kind::Voltage];
     const DOC: &'static str = "Multiplies every value by `factor`.\n\nInputs: voltage. Outputs: voltage.";
-    const EXAMPLE: &'static str = "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - gain: { factor: 2 }\n  - null_sink: {}\n";
+    const EXAMPLE: &'static str =
+        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - gain: { factor: 2 }\n  - null_sink: {}\n";
 
-    fn build(p: &Self::Params, inputs: &[StreamInfo], _: &BuildCx<'_>) -> Result<(Self, Option<StreamInfo>), ParamError> {
+    fn build(
+        p: &Self::Params,
+        inputs: &[StreamInfo],
+        _: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         Ok((Gain { factor: p.factor }, Some(inputs[0].clone())))
     }
 
@@ -54,7 +59,13 @@ mod tests {
 
     #[test]
     fn scales_in_place_and_takes_live_changes() {
-        let input = StreamInfo { kind: Kind::Voltage, rate: 250.0, channels: 1, max_samples: 3, meta: Default::default() };
+        let input = StreamInfo {
+            kind: Kind::Voltage,
+            rate: 250.0,
+            channels: 1,
+            max_samples: 3,
+            meta: Default::default(),
+        };
         let mut h = Harness::new("gain", serde_json::json!({"factor": 2.0}), &[input], 4).unwrap();
         let hdr = Header { kind: Kind::Voltage, channels: 1, samples: 3, ..Header::default() };
         let out = h.push(0, h.packet_f32(hdr.clone(), &[1.0, -2.0, 0.5])).unwrap();

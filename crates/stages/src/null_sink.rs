@@ -19,10 +19,15 @@ impl StageType for NullSink {
     const NAME: &'static str = "null_sink";
     const ROLE: Role = Role::Sink;
     const ACCEPTS: &'static [Kind] = Kind::ANY;
-    const DOC: &'static str = "Counts and drops every packet (for benchmarks).\n\nInputs: any kind. Outputs: none.";
+    const DOC: &'static str =
+        "Counts and drops every packet (for benchmarks).\n\nInputs: any kind. Outputs: none.";
     const EXAMPLE: &'static str = "stages:\n  - emulator: {}\n  - null_sink: {}\n";
 
-    fn build(_: &Self::Params, _: &[StreamInfo], _: &BuildCx<'_>) -> Result<(Self, Option<StreamInfo>), ParamError> {
+    fn build(
+        _: &Self::Params,
+        _: &[StreamInfo],
+        _: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         Ok((NullSink, None))
     }
 }

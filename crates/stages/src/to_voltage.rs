@@ -1,6 +1,6 @@
 //! `to_voltage`: ADC counts to microvolts.
-use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
 use pipeline::stage::{BuildCx, ParamError};
+use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +53,13 @@ impl StageType for ToVoltage {
         with the gain of each channel from the stream metadata.\n\nInputs: raw counts. Outputs: voltage (uV).";
     const EXAMPLE: &'static str = "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - null_sink: {}\n";
 
-    fn build(p: &Self::Params, inputs: &[StreamInfo], _: &BuildCx<'_>) -> Result<(Self, Option<StreamInfo>), ParamError> {
-        let out = StreamInfo { kind: Kind::Voltage, ..inputs[0].clone() }.with_meta(|m| m.units = "uV".into());
+    fn build(
+        p: &Self::Params,
+        inputs: &[StreamInfo],
+        _: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
+        let out =
+            StreamInfo { kind: Kind::Voltage, ..inputs[0].clone() }.with_meta(|m| m.units = "uV".into());
         Ok((ToVoltage { vref: p.vref }, Some(out)))
     }
 
@@ -76,7 +81,8 @@ mod tests {
     #[test]
     fn converts_full_scale_and_negative_counts() {
         let meta = Arc::new(StreamMeta { gains: vec![24.0, 1.0], vref: 4.5, ..Default::default() });
-        let input = StreamInfo { kind: Kind::Raw, rate: 250.0, channels: 2, max_samples: 2, meta: meta.clone() };
+        let input =
+            StreamInfo { kind: Kind::Raw, rate: 250.0, channels: 2, max_samples: 2, meta: meta.clone() };
         let mut h = Harness::new("to_voltage", serde_json::json!({}), &[input], 4).unwrap();
         let hdr = Header { kind: Kind::Raw, channels: 2, samples: 2, meta, ..Header::default() };
         let pkt = h.packet_i32(hdr, &[8_388_607, -8_388_608, 1, -1]);

@@ -4,7 +4,6 @@ use pipeline::stage::{BuildCx, ErrorPolicy, ParamError};
 use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 fn d_topic() -> String {
@@ -57,14 +56,21 @@ impl StageType for WebsocketSink {
     const EXAMPLE: &'static str =
         "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - websocket_sink: { topic: eeg, max_rate_hz: 60 }\n";
 
-    fn build(p: &Self::Params, _: &[StreamInfo], _: &BuildCx<'_>) -> Result<(Self, Option<StreamInfo>), ParamError> {
+    fn build(
+        p: &Self::Params,
+        _: &[StreamInfo],
+        _: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let min_gap_ns = p.max_rate_hz.map(|r| (1e9 / r) as i64).unwrap_or(0);
         Ok((WebsocketSink { topic: Broker::global().topic(&p.topic), min_gap_ns, last_ts: None }, None))
     }
 
     fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
         if p.topic != self.topic.name {
-            return Err(ParamError::new("topic", "the topic cannot change while running; restart the pipeline"));
+            return Err(ParamError::new(
+                "topic",
+                "the topic cannot change while running; restart the pipeline",
+            ));
         }
         self.min_gap_ns = p.max_rate_hz.map(|r| (1e9 / r) as i64).unwrap_or(0);
         Ok(())
@@ -81,19 +87,37 @@ mod tests {
 
     #[test]
     fn max_rate_skips_whole_packets_and_topic_gets_the_rest() {
-        let input = StreamInfo { kind: Kind::Voltage, rate: 1000.0, channels: 1, max_samples: 1, meta: Default::default() };
-        let mut h = Harness::new("websocket_sink", serde_json::json!({"topic": "t-rate", "max_rate_hz": 10}), &[input], 64).unwrap();
+        let input = StreamInfo {
+            kind: Kind::Voltage,
+            rate: 1000.0,
+            channels: 1,
+            max_samples: 1,
+            meta: Default::default(),
+        };
+        let mut h = Harness::new(
+            "websocket_sink",
+            serde_json::json!({"topic": "t-rate", "max_rate_hz": 10}),
+            &[input],
+            64,
+        )
+        .unwrap();
         let topic = Broker::global().topic("t-rate");
         topic.subscribe(None);
         let mut got = 0;
         for i in 0..50i64 {
-            let hdr = Header { kind: Kind::Voltage, channels: 1, samples: 1, timestamp_ns: i * 10_000_000, ..Header::default() };
+            let hdr = Header {
+                kind: Kind::Voltage,
+                channels: 1,
+                samples: 1,
+                timestamp_ns: i * 10_000_000,
+                ..Header::default()
+            };
             h.push(0, h.packet_f32(hdr, &[0.0])).unwrap();
             while topic.pop().is_some() {
                 got += 1;
             }
         }
         assert_eq!(got, 5, "50 packets over 0.5 s at 10 Hz");
-        assert_eq!(h.stats().drops.load(Ordering::Relaxed), 45);
+        assert_eq!(h.stats().drops.load(std::sync::atomic::Ordering::Relaxed), 45);
     }
 }

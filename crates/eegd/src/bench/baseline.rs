@@ -54,7 +54,7 @@ fn recv_polling<T>(rx: &Receiver<T>, stop: &AtomicBool) -> Option<T> {
 }
 
 fn design(rate: f64, channels: usize) -> (SosBank, SosBank) {
-    let notch = SosBank::new(&[dsp::iirnotch(50.0, 30.0, rate)], channels);
+    let notch = SosBank::new(&[dsp::iirnotch(50.0, 30.0, rate).expect("reference notch design")], channels);
     let band = dsp::butter(4, dsp::BandKind::Bandpass(1.0, 40.0), rate).expect("reference band-pass design");
     (notch, SosBank::new(&band, channels))
 }
@@ -156,7 +156,7 @@ fn run_once(
 
     let (arr, s) = (arrivals.clone(), stop.clone());
     let ds_thread = std::thread::spawn(move || {
-        let mut dec = Decimator::new(factor, channels, rate);
+        let mut dec = Decimator::new(factor, rate, channels, batch).expect("reference decimator design");
         let mut frames: Vec<Vec<f32>> = Vec::new();
         while let Some(m) = recv_polling(&ds_rx, &s) {
             let mut out = vec![0f32; m.channels * m.samples.div_ceil(factor)];
