@@ -314,6 +314,12 @@ impl<T: StageType> ErasedParams for ParamsOf<T> {
     }
 }
 
+/// Decodes and checks a stage's parameters from its node in the file.
+pub type DecodeFn = fn(&Node) -> Result<Box<dyn ErasedParams>, Vec<Diagnostic>>;
+
+/// A built stage and the stream it gives.
+pub type BuiltStage = (Box<dyn DynStage>, Option<StreamInfo>);
+
 /// One entry of the static registry. Made by [`register_stage!`](crate::register_stage).
 pub struct Registration {
     pub name: &'static str,
@@ -327,7 +333,7 @@ pub struct Registration {
     /// JSON schema of the parameters.
     pub schema: fn() -> serde_json::Value,
     /// Decodes and checks the parameters, reporting every problem with its position.
-    pub decode: fn(&Node) -> Result<Box<dyn ErasedParams>, Vec<Diagnostic>>,
+    pub decode: DecodeFn,
 }
 
 fn decode_params<T: StageType>(node: &Node) -> Result<Box<dyn ErasedParams>, Vec<Diagnostic>> {

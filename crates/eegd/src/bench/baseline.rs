@@ -100,7 +100,7 @@ fn run_once(
             let deadline = start + (n + batch as u64) * 1_000_000_000 / rate as u64;
             if realtime {
                 sleep_until_ns(deadline);
-            } else if seq % 64 == 0 {
+            } else if seq.is_multiple_of(64) {
                 // Unpaced, the old system still yielded to its consumers now and then; without
                 // it the unbounded channel would take all memory.
                 std::thread::yield_now();

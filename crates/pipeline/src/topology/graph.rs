@@ -2,7 +2,9 @@
 //! inputs, cycles, packet kinds and thread groups, every error reported at once.
 use super::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
 use super::file::{parse_file, ErrorPolicy, Overflow, PipelineFile, RecordingConfig, RuntimeConfig};
-use crate::stage::{lookup, param_diagnostic, registry, BuildCx, DynStage, ErasedParams, Registration, Role};
+use crate::stage::{
+    lookup, param_diagnostic, registry, BuildCx, BuiltStage, DynStage, ErasedParams, Registration, Role,
+};
 use crate::stream::StreamInfo;
 use std::collections::{BTreeMap, HashMap};
 
@@ -230,7 +232,7 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
 
     // Tier 5: kinds and build, in topological order.
     let mut outputs: Vec<Option<StreamInfo>> = vec![None; n];
-    let mut built: Vec<Option<(Box<dyn DynStage>, Option<StreamInfo>)>> = (0..n).map(|_| None).collect();
+    let mut built: Vec<Option<BuiltStage>> = (0..n).map(|_| None).collect();
     let mut next_stream = 0u16;
     for &i in &order {
         let d = &decls[i];
