@@ -90,7 +90,8 @@ fn handoff(c: &mut Criterion) {
 fn pool(c: &mut Criterion) {
     let mut g = c.benchmark_group("packet");
     let pool = Pool::new(64, 32 * 16);
-    g.bench_function("pool_acquire_drop", |b| b.iter(|| black_box(pool.acquire(Header::default()).unwrap())));
+    let header = Header::default();
+    g.bench_function("pool_acquire_drop", |b| b.iter(|| black_box(pool.acquire(header.clone()).unwrap())));
     let p = pool.acquire(Header::default()).unwrap();
     g.bench_function("pool_clone_drop", |b| b.iter(|| black_box(p.clone())));
     g.bench_function("arc_new_vec_512", |b| {

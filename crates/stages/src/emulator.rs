@@ -264,9 +264,9 @@ impl Stage for Emulator {
             sleep_until_ns(deadline);
         }
         self.fill(cx, Some(deadline))?;
-        if self.p.pace == Pace::Batch {
-            cx.stats().wake_late_ns.record(monotonic_ns().saturating_sub(deadline));
-        }
+        // Batch pacing: the one wake's lateness. DRDY pacing: the last sample's wake, plus the
+        // (sub-microsecond) work on that one sample.
+        cx.stats().wake_late_ns.record(monotonic_ns().saturating_sub(deadline));
         Ok(Produce::Ready)
     }
 }

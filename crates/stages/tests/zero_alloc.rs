@@ -1,6 +1,7 @@
 //! The data path allocates nothing in steady state: 10,000 packets through emulator (unpaced)
 //! → to_voltage → gain → fan-out to two null sinks, one on the source's thread and one across a
-//! queue on another thread, counted by a global allocator.
+//! queue on another thread, counted by a global allocator. A third branch, on a thread of its
+//! own, runs the DSP stages (notch, band-pass, downsample, FFT, band power) under the same rule.
 //!
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
@@ -19,6 +20,12 @@ stages:
   - gain: { factor: 2 }
   - null_sink: { name: local_sink }
   - null_sink: { name: remote_sink, inputs: [gain], group: sinks }
+  - notch: { inputs: [gain], group: dsp }
+  - bandpass: { low_hz: 1, high_hz: 40 }
+  - downsample: { factor: 16 }
+  - fft: { size: 64, hop: 16 }
+  - band_power: {}
+  - null_sink: { name: bands_sink }
 ";
 
 #[test]
@@ -43,8 +50,10 @@ fn ten_thousand_packets_allocate_nothing() {
     assert_eq!(state, PipelineState::Stopped);
     assert_eq!(after - before, 0, "allocations on the data path in steady state");
     let edges = shared.edge_snapshots();
-    assert_eq!(edges.len(), 1, "one queue, to the sink on the other thread");
-    assert_eq!(edges[0].dropped, 0, "a block edge loses nothing");
+    assert_eq!(edges.len(), 2, "one queue to each other thread");
+    assert!(edges.iter().all(|e| e.dropped == 0), "a block edge loses nothing");
+    let bands = shared.stage("bands_sink").unwrap().stats.packets_in.load(Ordering::Relaxed);
+    assert!(bands > 0, "the DSP branch ran");
     assert_eq!(
         local.packets_in.load(Ordering::Relaxed),
         remote.packets_in.load(Ordering::Relaxed),
