@@ -18,7 +18,8 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 
 echo "== miri: the unsafe pool, queues and wakes under the interpreter (where nightly has miri)"
 if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' \
-    || rustup component add --toolchain nightly miri >/dev/null 2>&1; then
+    || rustup component add --toolchain nightly miri >/dev/null 2>&1 \
+    || rustup toolchain install nightly --profile minimal --component miri >/dev/null 2>&1; then
     CARGO_TARGET_DIR=target/miri MIRIFLAGS="-Zmiri-disable-isolation" \
         cargo +nightly miri test -p pipeline --lib -- pool:: queue:: wake::
 else
