@@ -6,6 +6,11 @@ use crate::stream::StreamInfo;
 use crate::topology::yaml::Node;
 use std::sync::atomic::AtomicBool;
 
+/// A voltage stream of `channels` × up to `max_samples` per packet at `rate`, default metadata.
+pub fn voltage_stream(channels: usize, rate: f64, max_samples: usize) -> StreamInfo {
+    StreamInfo { kind: crate::Kind::Voltage, rate, channels, max_samples, meta: Default::default() }
+}
+
 /// One stage, built from its registered type and JSON parameters, fed by hand.
 pub struct Harness {
     stage: Box<dyn DynStage>,

@@ -121,14 +121,10 @@ pipeline::register_stage!(Downsample);
 mod tests {
     use super::*;
     use pipeline::testing::Harness;
-    use pipeline::StreamMeta;
     use serde_json::json;
     use std::f64::consts::PI;
-    use std::sync::Arc;
 
-    fn voltage(channels: usize, rate: f64, max_samples: usize) -> StreamInfo {
-        StreamInfo { kind: Kind::Voltage, rate, channels, max_samples, meta: Arc::new(StreamMeta::default()) }
-    }
+    use pipeline::testing::voltage_stream as voltage;
 
     /// Channel `c`, sample `i` of a test stream.
     fn value(c: usize, i: usize, rate: f64) -> f32 {

@@ -232,9 +232,7 @@ mod tests {
     use serde_json::json;
     use std::f64::consts::PI;
 
-    fn voltage(channels: usize, rate: f64, max_samples: usize) -> StreamInfo {
-        StreamInfo { kind: Kind::Voltage, rate, channels, max_samples, meta: Arc::new(StreamMeta::default()) }
-    }
+    use pipeline::testing::voltage_stream as voltage;
 
     /// Channel `c`, sample `i`: a sine at 4 Hz (channel 0) or 8 Hz (channel 1) on an offset.
     fn value(c: usize, i: usize, rate: f64) -> f32 {

@@ -109,14 +109,11 @@ pipeline::register_stage!(Notch);
 mod tests {
     use super::*;
     use pipeline::testing::Harness;
-    use pipeline::{Header, StreamMeta};
+    use pipeline::Header;
     use serde_json::json;
     use std::f64::consts::PI;
-    use std::sync::Arc;
 
-    fn voltage(channels: usize, rate: f64, max_samples: usize) -> StreamInfo {
-        StreamInfo { kind: Kind::Voltage, rate, channels, max_samples, meta: Arc::new(StreamMeta::default()) }
-    }
+    use pipeline::testing::voltage_stream as voltage;
 
     fn header(channels: usize, samples: usize, rate: f64) -> Header {
         Header {
