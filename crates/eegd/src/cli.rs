@@ -28,7 +28,7 @@ pub fn validate(file: &Path) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(d) => {
-            eprint!("{d}");
+            eprintln!("{d}");
             eprintln!("{} error{}", d.items.len(), if d.items.len() == 1 { "" } else { "s" });
             Ok(ExitCode::from(EXIT_INVALID))
         }
@@ -45,7 +45,7 @@ pub fn run(file: &Path, duration: Option<f64>) -> Result<ExitCode> {
     let plan = match plan(&file.display().to_string(), &src) {
         Ok(p) => p,
         Err(d) => {
-            eprint!("{d}");
+            eprintln!("{d}");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
