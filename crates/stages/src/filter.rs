@@ -73,8 +73,28 @@ pub struct BandstopParams {
     pub order: u8,
 }
 
+/// A filter's `DOC`: what it does, then Inputs / Outputs with where the delay is measured.
+macro_rules! filter_doc {
+    ($what:literal, $delay:literal) => {
+        concat!(
+            $what,
+            "\n\nInputs: voltage.\nOutputs: voltage, same shape; the stream's `group_delay_s` grows by \
+             the filter's group delay ",
+            $delay
+        )
+    };
+}
+
 /// What each filter's parameters say about its design.
 pub trait Design {
+    /// The stage type's name, documentation and example (see `StageType`).
+    const NAME: &'static str;
+    const DOC: &'static str;
+    const EXAMPLE: &'static str;
+    /// Rules the schema cannot state.
+    fn check(&self) -> Vec<ParamError> {
+        Vec::new()
+    }
     fn order(&self) -> u8;
     fn band(&self) -> BandKind;
     /// Where the added group delay is reported, in Hz, for a stream at `rate`.
@@ -82,6 +102,15 @@ pub trait Design {
 }
 
 impl Design for LowpassParams {
+    const NAME: &'static str = "lowpass";
+    const DOC: &'static str = filter_doc!(
+        "Butterworth low-pass of order `order` at `hz`, as second-order sections: equals \
+         `scipy.signal.sosfilt(scipy.signal.butter(order, hz, 'lowpass', output='sos', fs=rate), x)`. \
+         Takes live changes (the state carries on when the order is unchanged).",
+        "at 0 Hz."
+    );
+    const EXAMPLE: &'static str =
+        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - lowpass: { hz: 40 }\n  - null_sink: {}\n";
     fn order(&self) -> u8 {
         self.order
     }
@@ -95,6 +124,15 @@ impl Design for LowpassParams {
 }
 
 impl Design for HighpassParams {
+    const NAME: &'static str = "highpass";
+    const DOC: &'static str = filter_doc!(
+        "Butterworth high-pass of order `order` at `hz`, as second-order sections: equals \
+         `scipy.signal.sosfilt(scipy.signal.butter(order, hz, 'highpass', output='sos', fs=rate), x)`. \
+         Takes live changes (the state carries on when the order is unchanged).",
+        "at sqrt(hz × rate/2), the geometric centre of the pass band."
+    );
+    const EXAMPLE: &'static str =
+        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - highpass: { hz: 0.5 }\n  - null_sink: {}\n";
     fn order(&self) -> u8 {
         self.order
     }
@@ -108,6 +146,18 @@ impl Design for HighpassParams {
 }
 
 impl Design for BandpassParams {
+    const NAME: &'static str = "bandpass";
+    const DOC: &'static str = filter_doc!(
+        "Butterworth band-pass from `low_hz` to `high_hz`, as second-order sections: equals \
+         `scipy.signal.sosfilt(scipy.signal.butter(order, [low_hz, high_hz], 'bandpass', output='sos', \
+         fs=rate), x)`, so it has 2 × `order` poles. Takes live changes (the state carries on when the \
+         order is unchanged).",
+        "at sqrt(low_hz × high_hz), the centre of the pass band."
+    );
+    const EXAMPLE: &'static str = "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - bandpass: { low_hz: 1, high_hz: 40 }\n  - null_sink: {}\n";
+    fn check(&self) -> Vec<ParamError> {
+        check_band(self.low_hz, self.high_hz)
+    }
     fn order(&self) -> u8 {
         self.order
     }
@@ -121,6 +171,18 @@ impl Design for BandpassParams {
 }
 
 impl Design for BandstopParams {
+    const NAME: &'static str = "bandstop";
+    const DOC: &'static str = filter_doc!(
+        "Butterworth band-stop from `low_hz` to `high_hz`, as second-order sections: equals \
+         `scipy.signal.sosfilt(scipy.signal.butter(order, [low_hz, high_hz], 'bandstop', output='sos', \
+         fs=rate), x)`, so it has 2 × `order` poles. Takes live changes (the state carries on when the \
+         order is unchanged).",
+        "at 0 Hz."
+    );
+    const EXAMPLE: &'static str = "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - bandstop: { low_hz: 45, high_hz: 55 }\n  - null_sink: {}\n";
+    fn check(&self) -> Vec<ParamError> {
+        check_band(self.low_hz, self.high_hz)
+    }
     fn order(&self) -> u8 {
         self.order
     }
@@ -226,121 +288,19 @@ impl<P: Design + 'static> Stage for Butterworth<P> {
     }
 }
 
-/// A filter's `DOC`: what it does, then Inputs / Outputs with where the delay is measured.
-macro_rules! filter_doc {
-    ($what:literal, $delay:literal) => {
-        concat!(
-            $what,
-            "\n\nInputs: voltage.\nOutputs: voltage, same shape; the stream's `group_delay_s` grows by \
-             the filter's group delay ",
-            $delay
-        )
-    };
-}
-
-impl StageType for Lowpass {
-    type Params = LowpassParams;
-    const NAME: &'static str = "lowpass";
+impl<P> StageType for Butterworth<P>
+where
+    P: Design + serde::de::DeserializeOwned + Serialize + JsonSchema + Clone + Send + Sync + 'static,
+{
+    type Params = P;
+    const NAME: &'static str = P::NAME;
     const ROLE: Role = Role::Transform;
     const ACCEPTS: &'static [Kind] = &[Kind::Voltage];
-    const DOC: &'static str = filter_doc!(
-        "Butterworth low-pass of order `order` at `hz`, as second-order sections: equals \
-         `scipy.signal.sosfilt(scipy.signal.butter(order, hz, 'lowpass', output='sos', fs=rate), x)`. \
-         Takes live changes (the state carries on when the order is unchanged).",
-        "at 0 Hz."
-    );
-    const EXAMPLE: &'static str =
-        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - lowpass: { hz: 40 }\n  - null_sink: {}\n";
-
-    fn build(
-        p: &Self::Params,
-        inputs: &[StreamInfo],
-        _: &BuildCx<'_>,
-    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
-        Self::build_for(p, inputs)
-    }
-
-    fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
-        self.redesign(p)
-    }
-}
-
-impl StageType for Highpass {
-    type Params = HighpassParams;
-    const NAME: &'static str = "highpass";
-    const ROLE: Role = Role::Transform;
-    const ACCEPTS: &'static [Kind] = &[Kind::Voltage];
-    const DOC: &'static str = filter_doc!(
-        "Butterworth high-pass of order `order` at `hz`, as second-order sections: equals \
-         `scipy.signal.sosfilt(scipy.signal.butter(order, hz, 'highpass', output='sos', fs=rate), x)`. \
-         Takes live changes (the state carries on when the order is unchanged).",
-        "at sqrt(hz × rate/2), the geometric centre of the pass band."
-    );
-    const EXAMPLE: &'static str =
-        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - highpass: { hz: 0.5 }\n  - null_sink: {}\n";
-
-    fn build(
-        p: &Self::Params,
-        inputs: &[StreamInfo],
-        _: &BuildCx<'_>,
-    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
-        Self::build_for(p, inputs)
-    }
-
-    fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
-        self.redesign(p)
-    }
-}
-
-impl StageType for Bandpass {
-    type Params = BandpassParams;
-    const NAME: &'static str = "bandpass";
-    const ROLE: Role = Role::Transform;
-    const ACCEPTS: &'static [Kind] = &[Kind::Voltage];
-    const DOC: &'static str = filter_doc!(
-        "Butterworth band-pass from `low_hz` to `high_hz`, as second-order sections: equals \
-         `scipy.signal.sosfilt(scipy.signal.butter(order, [low_hz, high_hz], 'bandpass', output='sos', \
-         fs=rate), x)`, so it has 2 × `order` poles. Takes live changes (the state carries on when the \
-         order is unchanged).",
-        "at sqrt(low_hz × high_hz), the centre of the pass band."
-    );
-    const EXAMPLE: &'static str =
-        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - bandpass: { low_hz: 1, high_hz: 40 }\n  - null_sink: {}\n";
+    const DOC: &'static str = P::DOC;
+    const EXAMPLE: &'static str = P::EXAMPLE;
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
-        check_band(p.low_hz, p.high_hz)
-    }
-
-    fn build(
-        p: &Self::Params,
-        inputs: &[StreamInfo],
-        _: &BuildCx<'_>,
-    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
-        Self::build_for(p, inputs)
-    }
-
-    fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
-        self.redesign(p)
-    }
-}
-
-impl StageType for Bandstop {
-    type Params = BandstopParams;
-    const NAME: &'static str = "bandstop";
-    const ROLE: Role = Role::Transform;
-    const ACCEPTS: &'static [Kind] = &[Kind::Voltage];
-    const DOC: &'static str = filter_doc!(
-        "Butterworth band-stop from `low_hz` to `high_hz`, as second-order sections: equals \
-         `scipy.signal.sosfilt(scipy.signal.butter(order, [low_hz, high_hz], 'bandstop', output='sos', \
-         fs=rate), x)`, so it has 2 × `order` poles. Takes live changes (the state carries on when the \
-         order is unchanged).",
-        "at 0 Hz."
-    );
-    const EXAMPLE: &'static str =
-        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - bandstop: { low_hz: 45, high_hz: 55 }\n  - null_sink: {}\n";
-
-    fn check(p: &Self::Params) -> Vec<ParamError> {
-        check_band(p.low_hz, p.high_hz)
+        p.check()
     }
 
     fn build(
