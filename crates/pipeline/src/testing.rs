@@ -11,6 +11,17 @@ pub fn voltage_stream(channels: usize, rate: f64, max_samples: usize) -> StreamI
     StreamInfo { kind: crate::Kind::Voltage, rate, channels, max_samples, meta: Default::default() }
 }
 
+/// The header of a voltage packet of `channels` × `samples` at `rate`, everything else default.
+pub fn voltage_header(channels: usize, samples: usize, rate: f64) -> crate::Header {
+    crate::Header {
+        kind: crate::Kind::Voltage,
+        channels: channels as u32,
+        samples: samples as u32,
+        rate,
+        ..crate::Header::default()
+    }
+}
+
 /// One stage, built from its registered type and JSON parameters, fed by hand.
 pub struct Harness {
     stage: Box<dyn DynStage>,

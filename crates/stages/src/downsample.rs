@@ -124,7 +124,7 @@ mod tests {
     use serde_json::json;
     use std::f64::consts::PI;
 
-    use pipeline::testing::voltage_stream as voltage;
+    use pipeline::testing::{voltage_header, voltage_stream as voltage};
 
     /// Channel `c`, sample `i` of a test stream.
     fn value(c: usize, i: usize, rate: f64) -> f32 {
@@ -135,13 +135,9 @@ mod tests {
         let x: Vec<f32> =
             (0..channels).flat_map(|c| (from..from + n).map(move |i| value(c, i, rate))).collect();
         let hdr = Header {
-            kind: Kind::Voltage,
-            channels: channels as u32,
-            samples: n as u32,
-            rate,
             seq,
             timestamp_ns: 1_000_000_000 + (from as f64 * 1e9 / rate).round() as i64,
-            ..Header::default()
+            ..voltage_header(channels, n, rate)
         };
         h.packet_f32(hdr, &x)
     }

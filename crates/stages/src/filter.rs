@@ -325,7 +325,7 @@ pipeline::register_stage!(Bandstop);
 mod tests {
     use super::*;
     use pipeline::testing::Harness;
-    use pipeline::{Header, StreamMeta};
+    use pipeline::StreamMeta;
     use serde_json::json;
     use std::f64::consts::PI;
     use std::sync::Arc;
@@ -335,15 +335,7 @@ mod tests {
         StreamInfo { kind: Kind::Voltage, rate, channels, max_samples, meta }
     }
 
-    fn header(channels: usize, samples: usize, rate: f64) -> Header {
-        Header {
-            kind: Kind::Voltage,
-            channels: channels as u32,
-            samples: samples as u32,
-            rate,
-            ..Header::default()
-        }
-    }
+    use pipeline::testing::voltage_header as header;
 
     /// `channels × samples` planar values of sines at 2 Hz and 60 Hz plus an offset per channel.
     fn signal(channels: usize, from: usize, samples: usize, rate: f64) -> Vec<f32> {

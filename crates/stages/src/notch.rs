@@ -109,21 +109,12 @@ pipeline::register_stage!(Notch);
 mod tests {
     use super::*;
     use pipeline::testing::Harness;
-    use pipeline::Header;
     use serde_json::json;
     use std::f64::consts::PI;
 
     use pipeline::testing::voltage_stream as voltage;
 
-    fn header(channels: usize, samples: usize, rate: f64) -> Header {
-        Header {
-            kind: Kind::Voltage,
-            channels: channels as u32,
-            samples: samples as u32,
-            rate,
-            ..Header::default()
-        }
-    }
+    use pipeline::testing::voltage_header as header;
 
     fn params(v: serde_json::Value) -> NotchParams {
         serde_json::from_value(v).unwrap()
