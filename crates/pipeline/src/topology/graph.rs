@@ -285,6 +285,12 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
     // Tier 6: queues and thread groups.
     let rt = &f.runtime;
     let groups = assign_groups(&decls, &order);
+    let src_groups: Vec<&str> = decls
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.reg.role == Role::Source)
+        .map(|(j, _)| groups[j].as_str())
+        .collect();
     for (i, d) in decls.iter().enumerate() {
         let overflow = d.file.queue.as_ref().and_then(|q| q.overflow).unwrap_or_default();
         if d.reg.blocking_io && d.reg.role == Role::Sink && overflow == Overflow::DropOldest {
@@ -297,12 +303,6 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
                 ),
             ));
         }
-        let src_groups: Vec<&str> = decls
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.reg.role == Role::Source)
-            .map(|(j, _)| groups[j].as_str())
-            .collect();
         if d.reg.role == Role::Source && src_groups.iter().filter(|g| **g == groups[i]).count() > 1 {
             diags.push(Diagnostic::at(
                 d.file.span,
