@@ -154,7 +154,8 @@ fn field(out: &mut Vec<u8>, s: &str, width: usize) {
     out.extend(std::iter::repeat_n(b' ', width - n));
 }
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] =
+    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
 
 /// Writes seconds given in ns as `+S[.fffffffff]` (trailing zeros trimmed), into a fixed buffer.
 fn write_onset(w: &mut impl Write, ns: i64) -> io::Result<()> {
@@ -244,6 +245,8 @@ pub struct Writer<W: Write + Seek> {
     bytes: Vec<u8>,
     ann_bytes: usize,
     pending: Vec<Annotation>,
+    /// Text buffers of the annotations, preallocated and reused.
+    free: Vec<String>,
     max_pending: usize,
     records: u64,
     /// Sub-second part of the start time, ns: the first record's onset.
@@ -308,9 +311,13 @@ impl<W: Write + Seek> Writer<W> {
         let mut pmaxs = Vec::new();
         for s in &cfg.signals {
             let (lo, hi) = (fmt_num(s.physical_min, 8), fmt_num(s.physical_max, 8));
-            let (l, u): (f64, f64) = (lo.parse().unwrap_or(s.physical_min), hi.parse().unwrap_or(s.physical_max));
-            if !(u > l) {
-                return Err(Error::Config(format!("signal `{}`: physical range {lo}..{hi} is empty", s.label)));
+            let (l, u): (f64, f64) =
+                (lo.parse().unwrap_or(s.physical_min), hi.parse().unwrap_or(s.physical_max));
+            if u.partial_cmp(&l) != Some(std::cmp::Ordering::Greater) {
+                return Err(Error::Config(format!(
+                    "signal `{}`: physical range {lo}..{hi} is empty",
+                    s.label
+                )));
             }
             let g = (u - l) / f64::from(dmax - dmin);
             gain.push(g);
@@ -364,6 +371,9 @@ impl<W: Write + Seek> Writer<W> {
             bytes: vec![0; channels * cfg.record_samples * bps + ann_bytes],
             ann_bytes,
             pending: Vec::with_capacity(cfg.max_pending_annotations.max(1)),
+            free: (0..cfg.max_pending_annotations.max(1))
+                .map(|_| String::with_capacity(MAX_ANNOTATION_TEXT + 4))
+                .collect(),
             max_pending: cfg.max_pending_annotations.max(1),
             records: 0,
             frac_ns,
@@ -413,20 +423,19 @@ impl<W: Write + Seek> Writer<W> {
     }
 
     /// Queues an annotation for the next data record written. `onset_ns` counts from the first
-    /// sample. Allocates (the text); refuses when [`WriterConfig::max_pending_annotations`] wait.
+    /// sample. The text goes into a preallocated buffer (cut to [`MAX_ANNOTATION_TEXT`] bytes):
+    /// no allocation. Refuses when [`WriterConfig::max_pending_annotations`] already wait.
     pub fn annotate(&mut self, onset_ns: i64, duration_ns: Option<i64>, text: &str) -> Result<(), Error> {
-        if self.pending.len() >= self.max_pending {
+        let Some(mut clean) = self.free.pop().filter(|_| self.pending.len() < self.max_pending) else {
             return Err(Error::AnnotationsFull(self.pending.len()));
-        }
-        let mut clean: String =
-            text.chars().map(|c| if matches!(c, '\x00' | '\x14' | '\x15') { ' ' } else { c }).collect();
+        };
+        clean.clear();
         let limit = MAX_ANNOTATION_TEXT.min(self.ann_bytes.saturating_sub(64));
-        if clean.len() > limit {
-            let mut cut = limit;
-            while !clean.is_char_boundary(cut) {
-                cut -= 1;
+        for c in text.chars() {
+            if clean.len() + c.len_utf8() > limit {
+                break;
             }
-            clean.truncate(cut);
+            clean.push(if matches!(c, '\x00' | '\x14' | '\x15') { ' ' } else { c });
         }
         self.pending.push(Annotation { onset_ns, duration_ns, text: clean });
         Ok(())
@@ -531,7 +540,9 @@ impl<W: Write + Seek> Writer<W> {
             }
             sent += 1;
         }
-        self.pending.drain(..sent);
+        for a in self.pending.drain(..sent) {
+            self.free.push(a.text);
+        }
         self.out.write_all(&self.bytes)?;
         self.records += 1;
         self.fill = 0;

@@ -41,7 +41,12 @@ fn physical(r: &Reader<File>, rec: &Record, k: usize) -> Vec<f64> {
     rec.digital[k].iter().map(|&d| f64::from(d) * s.gain() + s.offset()).collect()
 }
 
-fn write_file(format: Format, total: usize, batch: usize, finish: bool) -> (tempfile::TempDir, std::path::PathBuf) {
+fn write_file(
+    format: Format,
+    total: usize,
+    batch: usize,
+    finish: bool,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.bdf");
     let (rate, ch, range) = (250.0, 3, 187_500.0);
