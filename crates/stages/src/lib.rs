@@ -12,6 +12,7 @@ pub mod downsample;
 pub mod edf_sink;
 pub mod emulator;
 pub mod fft;
+pub mod file_source;
 pub mod filter;
 pub mod gain;
 pub mod markers;
@@ -33,6 +34,7 @@ pub const BUILT_IN: &[&str] = &[
     "edf_sink",
     "emulator",
     "fft",
+    "file_source",
     "gain",
     "highpass",
     "lowpass",
