@@ -632,7 +632,8 @@ pub struct Record {
     pub annotations: Vec<Annotation>,
 }
 
-/// Reads an EDF+/BDF+ file one data record at a time.
+/// Reads an EDF+/BDF+ file one data record at a time. Reading records allocates only for
+/// annotations (their text): the buffers of a [`Record`] are reused.
 pub struct Reader<R: Read + Seek> {
     input: R,
     header: Header,
@@ -760,8 +761,8 @@ impl<R: Read + Seek> Reader<R> {
         self.input.read_exact(&mut self.buf)?;
         self.next += 1;
         let bps = self.header.format.bytes_per_sample();
-        let data = self.header.data_signals();
-        rec.digital.resize_with(data.len(), Vec::new);
+        let data = self.header.signals.iter().filter(|s| !s.is_annotations()).count();
+        rec.digital.resize_with(data, Vec::new);
         rec.annotations.clear();
         let mut at = 0;
         let mut k = 0;

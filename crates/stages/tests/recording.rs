@@ -54,9 +54,13 @@ fn feed(h: &mut Harness, s: &StreamInfo) {
     }
 }
 
+/// Markers go to every recording sink in the process: the tests that post them take turns.
+static MARKERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn file_and_csv_sinks_agree_and_place_markers_at_their_sample() {
     stages::link();
+    let _turn = MARKERS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let s = stream();
     let bdf = dir.path().join("r.bdf");
@@ -177,4 +181,61 @@ fn a_full_disk_stops_the_sink_by_its_policy_and_other_branches_go_on() {
     let err = sink.last_error().unwrap_or_default();
     assert!(err.contains("/dev/full") && err.contains("No space left"), "{err}");
     assert_eq!(p.join(), PipelineState::Stopped, "the pipeline did not fail");
+}
+
+/// Every record of a BDF/EDF file: digital values and annotations.
+fn contents(path: &std::path::Path) -> (Vec<Vec<i32>>, Vec<(i64, String)>, i64) {
+    let mut r = Reader::open(File::open(path).unwrap()).unwrap();
+    let mut rec = Record::default();
+    let mut data: Vec<Vec<i32>> = Vec::new();
+    let mut anns = Vec::new();
+    while r.read_record(&mut rec).unwrap() {
+        data.resize_with(rec.digital.len(), Vec::new);
+        for (d, s) in data.iter_mut().zip(&rec.digital) {
+            d.extend_from_slice(s);
+        }
+        anns.extend(rec.annotations.iter().map(|a| (a.onset_ns, a.text.clone())));
+    }
+    (data, anns, r.header().start_ns())
+}
+
+#[test]
+fn a_file_replayed_and_written_again_is_the_same_file() {
+    stages::link();
+    let _turn = MARKERS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    for ext in ["bdf", "edf"] {
+        let first = dir.path().join(format!("first.{ext}"));
+        let s = stream();
+        let mut h = Harness::new(
+            &format!("{ext}_sink"),
+            serde_json::json!({"path": first}),
+            std::slice::from_ref(&s),
+            8,
+        )
+        .unwrap();
+        h.start().unwrap();
+        MarkerHub::global().post(Marker::new(T0 + 1_204_000_000, "stim"));
+        feed(&mut h, &s);
+        h.finish().unwrap();
+
+        let second = dir.path().join(format!("second.{ext}"));
+        let src = format!(
+            "stages:\n  - file_source: {{ path: {}, realtime: false, batch: 7 }}\n  - {ext}_sink: {{ path: {} }}\n",
+            first.display(),
+            second.display()
+        );
+        let p = Pipeline::start(plan("replay.yaml", &src).unwrap()).unwrap();
+        assert!(p.shared().wait_finished(Some(Duration::from_secs(30))), "the replay ends");
+        assert_eq!(p.join(), PipelineState::Stopped);
+
+        let (a, a_ann, a_t0) = contents(&first);
+        let (b, b_ann, b_t0) = contents(&second);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].len(), 750);
+        assert_eq!(a, b, "{ext}: identical samples");
+        assert_eq!(a_ann, [(1_204_000_000, "stim".to_string())]);
+        assert_eq!(a_ann, b_ann, "{ext}: annotations become markers and annotations again");
+        assert_eq!(a_t0, b_t0, "{ext}: the same start time");
+    }
 }
