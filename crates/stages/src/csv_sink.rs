@@ -127,6 +127,11 @@ impl Stage for CsvSink {
         self.write(&pkt).map_err(|e| StageError::msg(format!("writing {}: {e}", self.path.display())))
     }
 
+    /// Locked while it records: nothing upstream may change under a recording.
+    fn is_locked(&self) -> bool {
+        self.out.is_some()
+    }
+
     fn finish(&mut self, _: &mut Context<'_>) -> Result<(), StageError> {
         self.placer.stop();
         let placed = self.place_markers(u64::MAX);

@@ -268,6 +268,11 @@ impl<F: FileFormat> Stage for FileSink<F> {
         self.write(&pkt)
     }
 
+    /// Locked while it records: nothing upstream may change under a recording.
+    fn is_locked(&self) -> bool {
+        self.file.is_some() || self.writer.is_some()
+    }
+
     fn finish(&mut self, _: &mut Context<'_>) -> Result<(), StageError> {
         self.placer.stop();
         let Some(mut w) = self.writer.take() else { return Ok(()) };

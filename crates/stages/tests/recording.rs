@@ -73,7 +73,9 @@ fn file_and_csv_sinks_agree_and_place_markers_at_their_sample() {
     let mut hc =
         Harness::new("csv_sink", serde_json::json!({"path": csv}), std::slice::from_ref(&s), 8).unwrap();
     for h in [&mut hb, &mut he, &mut hc] {
+        assert!(!h.stage().is_locked());
         h.start().unwrap();
+        assert!(h.stage().is_locked(), "a recorder locks what feeds it while it records");
     }
     // Sample 130 is at T0 + 520 ms; a marker 1 ms later still falls on it. Sample 600 is in the
     // partial last record.
@@ -82,6 +84,7 @@ fn file_and_csv_sinks_agree_and_place_markers_at_their_sample() {
     for h in [&mut hb, &mut he, &mut hc] {
         feed(h, &s);
         h.finish().unwrap();
+        assert!(!h.stage().is_locked());
     }
 
     let mut rows = CsvReader::new(BufReader::new(File::open(&csv).unwrap())).unwrap();
