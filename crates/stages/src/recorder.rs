@@ -215,8 +215,10 @@ impl<F: FileFormat> FileSink<F> {
             let Some(file) = self.file.take() else { return Ok(()) };
             self.start_ns = h.timestamp_ns;
             let cfg = WriterConfig { start_ns: h.timestamp_ns, ..self.cfg.clone() };
-            let w =
+            let mut w =
                 Writer::create(BufWriter::with_capacity(1 << 16, file), &cfg).map_err(|e| self.io_err(e))?;
+            // The header on disk at once: from now on the file opens, even after a kill.
+            w.flush().map_err(|e| self.io_err(e))?;
             self.writer = Some(w);
         }
         let (start, rate) = (self.start_ns, self.cfg.rate);
