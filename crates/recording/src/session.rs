@@ -407,6 +407,26 @@ impl Session {
     }
 }
 
+/// The sessions under `data_dir` (for `GET /api/recordings`): each folder with a readable
+/// `session_meta.json`, oldest first. Folders without one are skipped.
+pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, SessionMeta)>, SessionError> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("reading the data directory", data_dir)(e)),
+    };
+    let mut out: Vec<(PathBuf, SessionMeta)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter_map(|dir| {
+            let text = std::fs::read_to_string(dir.join(META_FILE)).ok()?;
+            serde_json::from_str(&text).ok().map(|m| (dir, m))
+        })
+        .collect();
+    out.sort_by_key(|(_, m)| m.start_ns);
+    Ok(out)
+}
+
 /// Packets dropped by every stage and queue that feeds `stage` (transitively), and by `stage`
 /// itself while it still took packets.
 fn dropped_upstream(shared: &Shared, stage: &str) -> u64 {

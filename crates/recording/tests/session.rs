@@ -61,6 +61,8 @@ fn a_session_writes_its_folder_file_and_metadata() {
     assert_eq!(meta.packets_dropped_upstream, 0);
     assert!(meta.samples_written >= 2000, "{}", meta.samples_written);
     assert!(meta.stop_ns.unwrap() >= meta.start_ns);
+    let listed = recording::list(data.path()).unwrap();
+    assert_eq!(listed, vec![(dir.clone(), meta.clone())], "the session is listed");
     let rec = meta.recorder.as_ref().unwrap();
     assert_eq!((rec.state.as_str(), rec.closed, rec.error.as_deref()), ("finished", true, None));
 
