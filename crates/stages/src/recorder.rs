@@ -161,7 +161,8 @@ pub struct FileSinkParams {
     /// EDF+ patient field: `code sex birthdate name` (`X` for unknown; default `X X X X`).
     #[serde(default = "d_patient")]
     pub patient: String,
-    /// Free text for the EDF+ recording field (after the start date).
+    /// Free text for the EDF+ recording field's equipment subfield (after `eegd_`; spaces
+    /// become `_`).
     #[serde(default)]
     pub recording: String,
 }
@@ -362,8 +363,12 @@ impl<F: FileFormat> StageType for FileSink<F> {
                 transducer: String::new(),
             });
         }
-        let recording =
-            if p.recording.is_empty() { "eegd".to_string() } else { format!("eegd {}", p.recording) };
+        // EDF+ subfields are separated by spaces: spaces inside one become `_`.
+        let recording = if p.recording.is_empty() {
+            "eegd".to_string()
+        } else {
+            format!("eegd_{}", p.recording.trim().replace(' ', "_"))
+        };
         let cfg = WriterConfig {
             format: F::FORMAT,
             patient: p.patient.clone(),
