@@ -88,7 +88,15 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         }
         None => None,
     };
-    let pipeline = Pipeline::start(plan)?;
+    let pipeline = match Pipeline::start(plan) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(s) = session {
+                s.abandon(&e.to_string())?;
+            }
+            return Err(e.into());
+        }
+    };
     let shared = pipeline.shared().clone();
     if let Some(s) = session.as_mut() {
         s.attach(shared.clone());

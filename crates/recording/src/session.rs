@@ -398,6 +398,23 @@ impl Session {
         Ok(self.meta)
     }
 
+    /// Closes a session whose pipeline never ran (it failed to start): status `failed`, with
+    /// the reason as the recorder's error.
+    pub fn abandon(mut self, reason: &str) -> Result<SessionMeta, SessionError> {
+        let stop = now_ns();
+        self.meta.stop_ns = Some(stop);
+        self.meta.stop_time = Some(rfc3339(stop));
+        self.meta.status = "failed".into();
+        self.meta.recorder = Some(SinkOutcome {
+            stage: self.recorder.clone(),
+            state: "failed".into(),
+            error: Some(reason.to_string()),
+            closed: false,
+        });
+        self.write_meta()?;
+        Ok(self.meta)
+    }
+
     fn write_meta(&self) -> Result<(), SessionError> {
         let path = self.dir.join(META_FILE);
         let tmp = self.dir.join(format!("{META_FILE}.tmp"));

@@ -93,3 +93,21 @@ fn a_recorder_whose_disk_fails_stops_and_the_meta_says_why() {
     assert!(!rec.closed);
     assert!(rec.error.unwrap_or_default().contains("No space left"));
 }
+
+#[test]
+fn a_session_whose_pipeline_cannot_start_is_closed_as_failed() {
+    stages::link();
+    let data = tempfile::tempdir().unwrap();
+    let src =
+        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - csv_sink: { path: /nonexistent/dir/x.csv }\n";
+    let mut p = plan("s.yaml", src).unwrap();
+    let s = Session::create(data.path(), &mut p, &SessionOptions::default()).unwrap();
+    let dir = s.dir().to_path_buf();
+    assert!(dir.to_string_lossy().ends_with("Z_anonymous"), "{}", dir.display());
+    let err = Pipeline::start(p).err().expect("the csv_sink cannot open its file");
+    let meta = s.abandon(&err.to_string()).unwrap();
+    assert_eq!(meta.status, "failed");
+    let on_disk: SessionMeta =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session_meta.json")).unwrap()).unwrap();
+    assert!(on_disk.recorder.unwrap().error.unwrap().contains("csv_sink"));
+}

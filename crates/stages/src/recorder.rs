@@ -132,6 +132,15 @@ impl MarkerPlacer {
     }
 }
 
+impl Drop for MarkerPlacer {
+    /// A sink dropped without `finish` (its pipeline failed to start) leaves the hub too.
+    fn drop(&mut self) {
+        if let Some(sub) = self.sub.take() {
+            MarkerHub::global().unsubscribe(&sub);
+        }
+    }
+}
+
 fn d_flush_ms() -> u64 {
     1000
 }
