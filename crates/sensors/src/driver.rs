@@ -146,10 +146,26 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         DeviceId::decode(b[0]).ok_or(Error::WrongId(b[0]))
     }
 
-    /// The power-up sequence: `RESET`, `SDATAC`, the `ID` check, the reference buffer, every
-    /// configuration register, read-back verification of each, then `RDATAC` and `START`.
-    /// Conversions are running when it returns.
+    /// The power-up sequence: [`configure`](Self::configure), then `START`. Conversions are
+    /// running when it returns.
     pub fn start_up(
+        &mut self,
+        cfg: &Config,
+        delay: &mut impl DelayNs,
+    ) -> Result<DeviceId, Error<SPI::Error>> {
+        let id = self.configure(cfg, delay)?;
+        self.start()?;
+        Ok(id)
+    }
+
+    /// Starts conversions (`START`): DRDY falls once per sample from now on.
+    pub fn start(&mut self) -> Result<(), Error<SPI::Error>> {
+        self.command(cmd::START)
+    }
+
+    /// Everything before `START`: `RESET`, `SDATAC`, the `ID` check, the reference buffer,
+    /// every configuration register, read-back verification of each, then `RDATAC`.
+    pub fn configure(
         &mut self,
         cfg: &Config,
         delay: &mut impl DelayNs,
@@ -174,7 +190,6 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         }
         self.verify(&want)?;
         self.command(cmd::RDATAC)?;
-        self.command(cmd::START)?;
         Ok(id)
     }
 
