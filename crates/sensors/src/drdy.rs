@@ -72,11 +72,12 @@ impl ClockTracker {
             self.last_ns = ev.timestamp_ns;
             return Tick { index: 0, nominal_ns: ev.timestamp_ns, missed: 0 };
         };
-        let gap = ev.timestamp_ns.saturating_sub(self.last_ns) as u128;
-        let rate = self.rate as u128;
+        let gap = ev.timestamp_ns.saturating_sub(self.last_ns);
+        let rate = self.rate as u64;
         // Gaps of at least 1.5 periods: gap × rate ≥ 1.5e9. Periods lost = round(gap / T) − 1.
-        let inferred = if 2 * gap * rate >= 3_000_000_000 {
-            ((gap * rate + 500_000_000) / 1_000_000_000) as u64 - 1
+        let periods_x1e9 = gap.saturating_mul(rate);
+        let inferred = if periods_x1e9 >= 1_500_000_000 {
+            periods_x1e9.saturating_add(500_000_000) / 1_000_000_000 - 1
         } else {
             0
         };
@@ -88,8 +89,8 @@ impl ClockTracker {
         self.index += 1 + missed;
         self.last_ns = ev.timestamp_ns;
         let nominal = elapsed_ns(self.index, self.rate);
-        let actual = ev.timestamp_ns as i128 - first as i128;
-        self.drift_ppm = (actual - nominal as i128) as f64 / nominal as f64 * 1e6;
+        let actual = ev.timestamp_ns.wrapping_sub(first) as i64;
+        self.drift_ppm = actual.wrapping_sub(nominal as i64) as f64 / nominal as f64 * 1e6;
         Tick { index: self.index, nominal_ns: first + nominal, missed }
     }
 

@@ -345,8 +345,11 @@ impl SimChain {
 /// What the chip's ADC makes of `uv` microvolts at `gain`: `round(V × gain / (2 × VREF) ×
 /// 2^24)`, clipped to the 24-bit range.
 pub fn quantise(uv: f64, gain: u32) -> i32 {
-    let counts = (uv * 1e-6 * gain as f64 / (2.0 * VREF) * (1u64 << 24) as f64).round();
-    counts.clamp(-(1i64 << 23) as f64, ((1i64 << 23) - 1) as f64) as i32
+    const COUNTS_PER_UV: f64 = 1e-6 / (2.0 * VREF) * (1u64 << 24) as f64;
+    let x = (uv * gain as f64 * COUNTS_PER_UV).clamp(-(1i64 << 23) as f64, ((1i64 << 23) - 1) as f64);
+    // Round half away from zero, as `f64::round`, without its libm call on x86-64 (that call
+    // was a sixth of the simulator's time).
+    (x + 0.5f64.copysign(x)) as i32
 }
 
 /// The internal test signal per `CONFIG2` at sample `n`, µV: a square wave of
@@ -379,6 +382,14 @@ impl SpiDevice for SimChain {
         self.begin();
         for op in operations {
             match op {
+                Operation::Read(buf) if self.parse == Parse::Opcode => {
+                    // MOSI is all zeros, which are no commands: clock out the output register
+                    // in one copy (the per-byte path below gives the same bytes, slower).
+                    let n = buf.len().min(self.out_len - self.pos);
+                    buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+                    buf[n..].fill(0);
+                    self.pos += n;
+                }
                 Operation::Read(buf) => buf.iter_mut().for_each(|b| *b = self.exchange(0)),
                 Operation::Write(buf) => buf.iter().for_each(|&b| {
                     self.exchange(b);

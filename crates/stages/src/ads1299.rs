@@ -194,6 +194,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
         // The chip does not wait for a full pool: the samples are read regardless, then lost,
         // counted, and the gap shows in `seq`.
         let mut pkt = cx.alloc(header).map_err(|_| cx.count_drop(1)).ok();
+        let mut block = pkt.as_mut().map(|p| p.make_mut()).transpose()?;
         let (mut filled, mut first, mut last_drdy) = (0usize, 0u64, 0u64);
         while filled < want {
             let (tick, drdy_ns) = match self.pending.take() {
@@ -214,8 +215,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
             if filled == 0 {
                 first = tick.index;
             }
-            if let Some(p) = pkt.as_mut() {
-                let mut m = p.make_mut()?;
+            if let Some(m) = block.as_mut() {
                 let out = m.i32s_mut();
                 for (c, v) in self.frame[..self.channels].iter().enumerate() {
                     out[c * want + filled] = *v;

@@ -281,4 +281,60 @@ mod tests {
         let errs = Emulator::check(&e);
         assert_eq!(errs.iter().map(|e| e.param).collect::<Vec<_>>(), ["rate", "gain"]);
     }
+
+    #[test]
+    fn test_signal_is_the_chips_internal_square_wave() {
+        let params = serde_json::json!({"channels": 3, "rate": 250, "gain": 1, "signal": "test",
+            "realtime": false, "batch": 250});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        let (_, out) = h.produce().unwrap();
+        let v = out[0].i32s();
+        let high = sensors::sim::quantise(1875.0, 1);
+        // f_CLK / 2^21 ≈ 0.977 Hz: the first 128 samples (0.512 s) high, the rest low.
+        assert!(v[..128].iter().all(|&x| x == high), "{:?}", &v[..4]);
+        assert!(v[128..250].iter().all(|&x| x == -high));
+        assert_eq!(&v[250..500], &v[..250], "every channel carries it");
+    }
+
+    #[test]
+    fn twelve_channels_chain_two_chips_and_emit_twelve() {
+        let params = serde_json::json!({"channels": 12, "rate": 1000, "signal": "sine",
+            "amplitude_uv": 100, "realtime": false, "batch": 10});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        assert_eq!(h.output.as_ref().unwrap().meta.labels[11], "Ch12");
+        let (_, out) = h.produce().unwrap();
+        let hd = out[0].header();
+        assert_eq!((hd.channels, hd.samples), (12, 10));
+        let v = out[0].i32s();
+        assert!(v[10..20].iter().any(|&x| x != 0));
+        assert_eq!(&v[110..120], &v[..10], "channel 12 (chip 2) = channel 1 (chip 1)");
+    }
+
+    #[test]
+    fn samples_ends_the_source_after_that_many() {
+        let params = serde_json::json!({"rate": 250, "batch": 4, "samples": 10, "realtime": false});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        let sizes: Vec<u32> = (0..3).map(|_| h.produce().unwrap().1[0].header().samples).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let (r, out) = h.produce().unwrap();
+        assert_eq!((r, out.len()), (Produce::End, 0));
+    }
+
+    #[test]
+    fn a_late_reader_of_a_drdy_paced_chip_counts_the_overrun() {
+        // One sample per packet, so each packet's timestamp says exactly which DRDY it came from.
+        let params = serde_json::json!({"rate": 250, "batch": 1, "realtime": true, "pace": "drdy"});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        h.start().unwrap();
+        let t0 = h.produce().unwrap().1[0].header().timestamp_ns;
+        let lost_before = h.stats().overruns.load(std::sync::atomic::Ordering::Relaxed);
+        // Not reading for 40 ms lets about 10 DRDYs pass: their samples are gone.
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        let t1 = h.produce().unwrap().1[0].header().timestamp_ns;
+        let lost = h.stats().overruns.load(std::sync::atomic::Ordering::Relaxed) - lost_before;
+        assert!(lost >= 8, "{lost} samples lost");
+        // The timestamp stays on the sample grid and shows the gap.
+        assert_eq!(t1 - t0, (1 + lost as i64) * 4_000_000);
+        assert_eq!(h.stats().wake_late_ns.count(), 2);
+    }
 }
