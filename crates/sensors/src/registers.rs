@@ -168,7 +168,8 @@ pub mod config1 {
     pub const CLK_EN: u8 = 0x20;
     /// Bits [4:3] must be written `0b10`.
     pub const RESERVED_10: u8 = 0x10;
-    /// Output data rate, bits [2:0]: `fMOD / 2^(DR+5)`... see [`super::DataRate`].
+    /// Output data rate, bits [2:0]: fMOD / 2^(DR + 5) with fMOD = fCLK / 4 (see
+    /// [`super::DataRate`]).
     pub const DR_MASK: u8 = 0x07;
 }
 

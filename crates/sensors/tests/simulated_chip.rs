@@ -197,3 +197,20 @@ fn a_stopped_chip_gives_no_drdy() {
     dev.stop().unwrap();
     assert_eq!(drdy.wait(1_000_000).unwrap(), None);
 }
+
+#[test]
+fn rdata_reads_one_frame_by_command_in_sdatac_mode() {
+    let (mut dev, mut drdy) = rig(1, sine(0.0, 8));
+    dev.spi_mut().set_offset_uv(2, -1000.0);
+    dev.start_up(&config(1, Gain::X1), &mut NoDelay).unwrap();
+    dev.command(cmd::SDATAC).unwrap();
+    drdy.wait(SECOND).unwrap().unwrap();
+    // RDATA, then the 27 bytes of the frame, in one chip-select.
+    let mut buf = [0u8; 28];
+    buf[0] = cmd::RDATA;
+    embedded_hal::spi::SpiDevice::transfer_in_place(dev.spi_mut(), &mut buf).unwrap();
+    let mut ch = [0i32; 8];
+    sensors::frame::parse(&buf[1..], &mut ch).unwrap();
+    assert_eq!(ch[2], quantise(-1000.0, 1));
+    assert!(!dev.spi_mut().rdatac());
+}
