@@ -563,6 +563,24 @@ impl StageType for Ads1299Source {
             return e;
         }
         e.extend(check_chip(p.rate, &p.gain, p.channels.unwrap_or(p.daisy * CHANNELS), p.daisy));
+        // A frame must be clocked out within one sample period, or every sample overruns.
+        let frame_ns =
+            (p.daisy * sensors::registers::FRAME_BYTES) as u64 * 8 * 1_000_000_000 / p.spi_hz.max(1) as u64;
+        let period_ns = 1_000_000_000 / p.rate.max(1) as u64;
+        if frame_ns >= period_ns {
+            e.push(ParamError::new(
+                "spi_hz",
+                format!(
+                    "at {} Hz a frame of {} chip(s) takes {} µs, longer than the {} µs between samples at \
+                     {} SPS: raise `spi_hz` or lower `rate`",
+                    p.spi_hz,
+                    p.daisy,
+                    frame_ns / 1000,
+                    period_ns / 1000,
+                    p.rate
+                ),
+            ));
+        }
         e
     }
 
@@ -674,6 +692,10 @@ mod tests {
         assert!(e[0].message.contains("channel 10 has gain 12 but channel 2 has 24"), "{}", e[0].message);
         let e = Ads1299Source::check(&params(serde_json::json!({"daisy": 1, "channels": 9, "rate": 300})));
         assert_eq!(e.iter().map(|e| e.param).collect::<Vec<_>>(), ["rate", "channels"]);
+        let e = Ads1299Source::check(&params(serde_json::json!({"daisy": 4, "rate": 16000})));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].message.contains("takes 216 µs, longer than the 62 µs"), "{}", e[0].message);
+        assert!(Ads1299Source::check(&params(serde_json::json!({"daisy": 4, "rate": 4000}))).is_empty());
     }
 
     #[test]
