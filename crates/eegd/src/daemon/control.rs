@@ -1,0 +1,514 @@
+//! The pipeline's lifecycle as the daemon drives it: start (validate first), stop (drain),
+//! replace, restart with live changes kept, live parameter changes, and recording sessions.
+//!
+//! Every method blocks (a stop drains the pipeline; a parameter change waits for the stage's
+//! thread), so the HTTP handlers call them on tokio's blocking pool. One mutex orders them: a
+//! change of pipeline never races a parameter change or a recording start.
+use super::error::{ApiError, ApiResult};
+use super::session::{Session, SessionRequest, SessionStore, StreamFacts};
+use pipeline::exec::{Pipeline, PipelineState, Shared};
+use pipeline::stage::{lookup, Role};
+use pipeline::topology::file::{RecordingConfig, RecordingFormat};
+use pipeline::topology::graph::{plan, Plan};
+use pipeline::topology::yaml;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// How long a parameter change may wait for its stage's thread.
+const PATCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest marker label, in characters.
+const MAX_LABEL: usize = 256;
+/// Stage keys that are not parameters (DESIGN §4).
+const RESERVED: [&str; 5] = ["name", "inputs", "group", "on_error", "queue"];
+
+/// A pipeline file the daemon runs: its name, its text, and the stages changed live since.
+#[derive(Clone)]
+struct Config {
+    name: String,
+    source: String,
+    /// Full parameters of each stage changed live, by stage name.
+    overrides: BTreeMap<String, Value>,
+}
+
+struct Recording {
+    session: Session,
+    recorder: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    config: Option<Config>,
+    pipeline: Option<Pipeline>,
+    /// The last started pipeline's counters, kept after it stops.
+    shared: Option<Arc<Shared>>,
+    /// Current parameters of every running stage.
+    params: BTreeMap<String, Value>,
+    recording_cfg: RecordingConfig,
+    recording: Option<Recording>,
+    /// Why the last start failed after validation (a device or file would not open).
+    start_error: Option<String>,
+}
+
+/// The daemon's pipeline, its live parameters and its recording.
+pub struct Controller {
+    inner: Mutex<Inner>,
+    pub sessions: SessionStore,
+    events: broadcast::Sender<String>,
+}
+
+/// Renders stages as YAML flow maps in JSON syntax (JSON is YAML 1.2), so the text loads back
+/// with the same parser and diagnostics as any pipeline file.
+fn render(root: &Value) -> String {
+    let mut out = String::from("stages:\n");
+    for st in root["stages"].as_array().into_iter().flatten() {
+        if let Some((ty, body)) = st.as_object().and_then(|m| m.iter().next()) {
+            out.push_str(&format!("  - {ty}: {body}\n"));
+        }
+    }
+    for key in ["runtime", "recording"] {
+        if let Some(v) = root.get(key).filter(|v| !v.is_null()) {
+            out.push_str(&format!("{key}: {v}\n"));
+        }
+    }
+    out
+}
+
+/// The config's text with live changes applied and `extra` stages appended. Without either, the
+/// text as given, byte for byte.
+fn effective(cfg: &Config, extra: &[Value]) -> Result<String, ApiError> {
+    if cfg.overrides.is_empty() && extra.is_empty() {
+        return Ok(cfg.source.clone());
+    }
+    let node = yaml::parse(&cfg.source).map_err(|d| ApiError::Internal(anyhow::anyhow!("reparsing: {d}")))?;
+    let mut root = node.to_json();
+    if let Some(stages) = root.get_mut("stages").and_then(|s| s.as_array_mut()) {
+        for st in stages.iter_mut() {
+            let Some((ty, body)) = st.as_object_mut().and_then(|m| m.iter_mut().next()) else { continue };
+            if !body.is_object() {
+                *body = Value::Object(Map::new());
+            }
+            let name = body.get("name").and_then(|n| n.as_str()).unwrap_or(ty).to_string();
+            if let (Some(new), Some(b)) = (cfg.overrides.get(&name), body.as_object_mut()) {
+                b.retain(|k, _| RESERVED.contains(&k.as_str()));
+                if let Some(p) = new.as_object() {
+                    b.extend(p.clone());
+                }
+            }
+        }
+        stages.extend(extra.iter().cloned());
+    }
+    Ok(render(&root))
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+fn format_name(f: RecordingFormat) -> &'static str {
+    match f {
+        RecordingFormat::Bdf => "bdf",
+        RecordingFormat::Edf => "edf",
+        RecordingFormat::Csv => "csv",
+    }
+}
+
+impl Controller {
+    pub fn new(sessions: SessionStore) -> Controller {
+        Controller { inner: Mutex::new(Inner::default()), sessions, events: broadcast::channel(256).0 }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes pushed to every `/ws/control` client.
+    pub fn events(&self) -> broadcast::Receiver<String> {
+        self.events.subscribe()
+    }
+
+    fn push(&self, event: Value) {
+        let _ = self.events.send(event.to_string());
+    }
+
+    /// Validates `source` and, if valid, replaces whatever runs with it. An invalid file
+    /// changes nothing.
+    pub fn start(&self, name: &str, source: &str) -> ApiResult<Value> {
+        let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
+        let mut inner = self.lock();
+        if inner.recording.is_some() {
+            return Err(ApiError::Conflict(
+                "a recording is running; stop it before changing the pipeline".into(),
+            ));
+        }
+        let cfg = Config { name: name.to_string(), source: source.to_string(), overrides: BTreeMap::new() };
+        self.replace(&mut inner, cfg, p)?;
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        Ok(s)
+    }
+
+    /// Starts the current pipeline again, with its live parameter changes.
+    pub fn restart(&self) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        if inner.recording.is_some() {
+            return Err(ApiError::Conflict("a recording is running; stop it before restarting".into()));
+        }
+        let cfg =
+            inner.config.clone().ok_or_else(|| ApiError::Conflict("no pipeline has been started".into()))?;
+        let src = effective(&cfg, &[])?;
+        let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+        self.replace(&mut inner, cfg, p)?;
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        Ok(s)
+    }
+
+    /// Stops the running pipeline, draining it; a recording is closed first.
+    pub fn stop(&self) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        let rec = self.close_recording(&mut inner);
+        if let Some(p) = inner.pipeline.take() {
+            let state = p.join();
+            tracing::info!(?state, "Pipeline stopped");
+        }
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        if let Some(r) = rec {
+            self.push(json!({ "event": "recording", "recording": null, "closed": r }));
+        }
+        Ok(s)
+    }
+
+    /// Stops everything before the process exits.
+    pub fn shutdown(&self) {
+        let _ = self.stop();
+    }
+
+    fn replace(&self, inner: &mut Inner, cfg: Config, p: Plan) -> ApiResult<()> {
+        if let Some(old) = inner.pipeline.take() {
+            old.join();
+        }
+        inner.params = p.stages.iter().map(|s| (s.name.clone(), s.stage.params_json())).collect();
+        inner.recording_cfg = p.recording.clone();
+        inner.config = Some(cfg);
+        match Pipeline::start(p) {
+            Ok(pl) => {
+                inner.shared = Some(pl.shared().clone());
+                inner.pipeline = Some(pl);
+                inner.start_error = None;
+                tracing::info!("Pipeline running");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Pipeline did not start");
+                inner.shared = None;
+                inner.start_error = Some(e.to_string());
+                Err(ApiError::BadRequest(format!("the pipeline did not start: {e}")))
+            }
+        }
+    }
+
+    fn running(inner: &Inner) -> Option<&Arc<Shared>> {
+        inner
+            .pipeline
+            .as_ref()
+            .map(|p| p.shared())
+            .filter(|s| s.state() == PipelineState::Running && !s.is_finished())
+    }
+
+    /// `running` / `stopped` / `failed` and the reason.
+    fn state(inner: &Inner) -> (&'static str, Option<String>) {
+        if let Some(e) = &inner.start_error {
+            return ("failed", Some(e.clone()));
+        }
+        match inner.shared.as_ref().map(|s| (s.state(), s.is_finished())) {
+            Some((PipelineState::Failed(r), _)) => ("failed", Some(r)),
+            Some((PipelineState::Running, false)) if inner.pipeline.is_some() => ("running", None),
+            _ => ("stopped", None),
+        }
+    }
+
+    /// What `GET /api/pipeline` shows.
+    pub fn pipeline(&self) -> Value {
+        let inner = self.lock();
+        self.summary(&inner)
+    }
+
+    fn summary(&self, inner: &Inner) -> Value {
+        let (state, error) = Self::state(inner);
+        let config = inner.config.as_ref().map(|c| {
+            let text = effective(c, &[]).unwrap_or_else(|_| c.source.clone());
+            json!({
+                "name": c.name,
+                "source": text,
+                "tree": yaml::parse(&text).map(|n| n.to_json()).unwrap_or(Value::Null),
+                "overrides": c.overrides,
+            })
+        });
+        let locked_by = |shared: &Shared, i: usize| shared.locked_by(i).map(str::to_string);
+        let stages: Vec<Value> = inner
+            .shared
+            .as_ref()
+            .map(|sh| {
+                sh.stages
+                    .iter()
+                    .zip(sh.stage_snapshots())
+                    .enumerate()
+                    .map(|(i, (info, snap))| {
+                        let out = info.output.as_ref().map(|o| {
+                            json!({
+                                "kind": o.kind,
+                                "rate": o.rate,
+                                "channels": o.channels,
+                                "labels": o.meta.labels,
+                                "units": o.meta.units,
+                                "axis": o.meta.axis,
+                                "bands": o.meta.bands,
+                            })
+                        });
+                        let by = locked_by(sh, i);
+                        json!({
+                            "name": info.name,
+                            "type": info.type_name,
+                            "role": info.role,
+                            "group": info.group,
+                            "inputs": info.inputs.iter().map(|&j| &sh.stages[j].name).collect::<Vec<_>>(),
+                            "params": inner.params.get(&info.name),
+                            "locked": by.is_some(),
+                            "locked_by": by,
+                            "state": snap.state,
+                            "packets": if info.role == Role::Source { snap.packets_out } else { snap.packets_in },
+                            "packets_in": snap.packets_in,
+                            "packets_out": snap.packets_out,
+                            "drops": snap.drops,
+                            "errors": snap.errors,
+                            "last_error": snap.last_error,
+                            "process_us": snap.process_us,
+                            "output": out,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let edges = inner.shared.as_ref().map(|s| s.edge_snapshots()).unwrap_or_default();
+        let pool = inner.shared.as_ref().map(|s| s.pool_stats());
+        json!({
+            "state": state,
+            "error": error,
+            "config": config,
+            "stages": stages,
+            "edges": edges,
+            "pool": pool,
+            "recording": inner.recording.as_ref().map(|r| r.session.summary()),
+        })
+    }
+
+    /// Applies a JSON merge-patch to a running stage's parameters.
+    pub fn patch(&self, stage: &str, patch: Value) -> ApiResult<Value> {
+        if !patch.is_object() {
+            return Err(ApiError::BadRequest("a parameter change is a JSON object (a merge-patch)".into()));
+        }
+        let mut inner = self.lock();
+        let shared = match Self::running(&inner) {
+            Some(s) => s.clone(),
+            None if inner.shared.as_ref().is_some_and(|s| s.stage(stage).is_some()) => {
+                return Err(ApiError::Conflict("the pipeline is not running".into()))
+            }
+            None => return Err(ApiError::NotFound(format!("no stage `{stage}`"))),
+        };
+        let params = shared.patch_stage(stage, patch, PATCH_TIMEOUT)?;
+        inner.params.insert(stage.to_string(), params.clone());
+        if let Some(cfg) = inner.config.as_mut() {
+            cfg.overrides.insert(stage.to_string(), params.clone());
+        }
+        self.push(json!({ "event": "params", "stage": stage, "params": params }));
+        Ok(json!({ "stage": stage, "params": params }))
+    }
+
+    /// The stage a recording takes: `recording.input`, else the `to_voltage` stage, else the
+    /// first source.
+    fn recording_input(inner: &Inner, shared: &Shared) -> Option<String> {
+        match &inner.recording_cfg.input {
+            Some(n) => Some(n.clone()),
+            None => shared
+                .stages
+                .iter()
+                .find(|s| s.type_name == "to_voltage")
+                .or_else(|| shared.stages.iter().find(|s| s.role == Role::Source))
+                .map(|s| s.name.clone()),
+        }
+    }
+
+    /// Opens a session and attaches a recorder to the recording input.
+    ///
+    /// The recorder is attached by restarting the pipeline with one more sink stage (the
+    /// running pipeline drains first, so nothing it produced is lost, and the new one starts at
+    /// once); while it records, the recorder and everything upstream of it are locked.
+    pub fn start_recording(&self, req: SessionRequest) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        if inner.recording.is_some() {
+            return Err(ApiError::Conflict("a recording is already running".into()));
+        }
+        let shared = Self::running(&inner)
+            .cloned()
+            .ok_or_else(|| ApiError::Conflict("no pipeline is running; start one first".into()))?;
+        let cfg = inner.config.clone().ok_or_else(|| ApiError::Conflict("no pipeline is running".into()))?;
+        let input = Self::recording_input(&inner, &shared)
+            .ok_or_else(|| ApiError::Conflict("the pipeline has no stage to record".into()))?;
+        let info = shared
+            .stage(&input)
+            .ok_or_else(|| ApiError::Conflict(format!("no stage `{input}` to record")))?;
+        let out = info
+            .output
+            .clone()
+            .ok_or_else(|| ApiError::Conflict(format!("`{input}` is a sink; nothing to record")))?;
+
+        let explicit = req.format.is_some();
+        let mut format = match req.format.as_deref() {
+            None => format_name(inner.recording_cfg.format),
+            Some(f @ ("bdf" | "edf" | "csv")) => f,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown format `{other}` (valid: `bdf`, `edf`, `csv`)"
+                )))
+            }
+        };
+        if lookup(&format!("{format}_sink")).is_none() {
+            if explicit {
+                return Err(ApiError::BadRequest(format!(
+                    "format `{format}` is not available in this build (no `{format}_sink` stage); use `csv`"
+                )));
+            }
+            tracing::warn!(format, "Recording format not available in this build; recording CSV");
+            format = "csv";
+        }
+        let dir =
+            self.sessions.confine(inner.recording_cfg.data_dir.as_deref()).map_err(ApiError::BadRequest)?;
+        let facts = StreamFacts {
+            input: input.clone(),
+            rate: out.rate,
+            channels: out.channels,
+            labels: out.meta.labels.clone(),
+            units: out.meta.units.clone(),
+        };
+        let yaml_text = effective(&cfg, &[])?;
+        let session = self.sessions.open(&dir, &req, format, &yaml_text, &facts)?;
+        let taken: Vec<&str> = shared.stages.iter().map(|s| s.name.as_str()).collect();
+        let recorder = (1..)
+            .map(|k| if k == 1 { "recorder".to_string() } else { format!("recorder_{k}") })
+            .find(|n| !taken.contains(&n.as_str()))
+            .unwrap_or_default();
+        let extra = json!({ format!("{format}_sink"): {
+            "name": recorder,
+            "inputs": [input],
+            "path": session.data_file,
+        }});
+        let src = effective(&cfg, &[extra])?;
+        let p = plan(&format!("{} (recording)", cfg.name), &src).map_err(|d| {
+            ApiError::Internal(anyhow::anyhow!("the recording pipeline does not validate: {d}"))
+        })?;
+        self.replace(&mut inner, cfg, p)?;
+        if let Some(s) = Self::running(&inner) {
+            s.set_locked(&recorder, true);
+        }
+        let summary = session.summary();
+        tracing::info!(session = %session.name, format, input = %input, "Recording started");
+        inner.recording = Some(Recording { session, recorder });
+        self.push(json!({ "event": "recording", "recording": summary }));
+        Ok(summary)
+    }
+
+    /// Detaches the recorder (the pipeline restarts without it, which closes the file) and
+    /// closes the session.
+    pub fn stop_recording(&self) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        let Some(rec) = inner.recording.take() else {
+            return Err(ApiError::Conflict("no recording is running".into()));
+        };
+        let was_running = Self::running(&inner).is_some();
+        let restart = inner.config.clone().filter(|_| was_running);
+        if let Some(p) = inner.pipeline.take() {
+            p.join();
+        }
+        let summary = rec.session.close()?;
+        tracing::info!(recorder = %rec.recorder, "Recording stopped");
+        if let Some(cfg) = restart {
+            let src = effective(&cfg, &[])?;
+            let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+            self.replace(&mut inner, cfg, p)?;
+        }
+        self.push(json!({ "event": "recording", "recording": null, "closed": summary }));
+        Ok(summary)
+    }
+
+    /// Closes a running recording's session after the pipeline is stopped (shutdown, stop).
+    fn close_recording(&self, inner: &mut Inner) -> Option<Value> {
+        let rec = inner.recording.take()?;
+        if let Some(p) = inner.pipeline.take() {
+            p.join();
+        }
+        match rec.session.close() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "Closing the session failed");
+                None
+            }
+        }
+    }
+
+    /// The running recording, for metrics: (session, bytes written).
+    pub fn recording_bytes(&self) -> Option<u64> {
+        self.lock().recording.as_ref().map(|r| r.session.bytes_written())
+    }
+
+    /// The pipeline's counters, for metrics.
+    pub fn shared(&self) -> Option<Arc<Shared>> {
+        self.lock().shared.clone()
+    }
+
+    /// Records a marker in the running session (if any) and tells every control client.
+    pub fn marker(&self, label: &str, timestamp_ns: Option<i64>) -> ApiResult<Value> {
+        if label.is_empty() || label.chars().count() > MAX_LABEL {
+            return Err(ApiError::BadRequest(format!(
+                "a marker needs a `label` of 1 to {MAX_LABEL} characters"
+            )));
+        }
+        let ts = timestamp_ns.unwrap_or_else(now_ns);
+        let mut inner = self.lock();
+        let session = match inner.recording.as_mut() {
+            Some(r) => {
+                r.session.marker(ts, label)?;
+                Some(r.session.name.clone())
+            }
+            None => None,
+        };
+        let m = json!({ "label": label, "timestamp_ns": ts, "session": session });
+        self.push(json!({ "event": "marker", "marker": m }));
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effective_config_keeps_reserved_keys_and_applies_changes() {
+        let mut cfg = Config {
+            name: "t.yaml".into(),
+            source: "stages:\n  - emulator: { channels: 2 }\n  - notch: { name: n, hz: 50 }\nruntime: { queue_capacity: 8 }\n".into(),
+            overrides: BTreeMap::new(),
+        };
+        assert_eq!(effective(&cfg, &[]).unwrap(), cfg.source);
+        cfg.overrides.insert("n".into(), json!({ "hz": 60, "q": 30 }));
+        let text = effective(&cfg, &[json!({ "csv_sink": { "path": "x.csv" } })]).unwrap();
+        let back = yaml::parse(&text).unwrap().to_json();
+        assert_eq!(back["stages"][1]["notch"], json!({ "name": "n", "hz": 60, "q": 30 }));
+        assert_eq!(back["stages"][0]["emulator"], json!({ "channels": 2 }));
+        assert_eq!(back["stages"][2]["csv_sink"]["path"], "x.csv");
+        assert_eq!(back["runtime"]["queue_capacity"], 8);
+    }
+}
