@@ -28,7 +28,7 @@ use include_dir::{include_dir, Dir};
 use pipeline::stage::{defaults_of, registry};
 use serde_json::{json, Value};
 use session::{SessionRequest, SessionStore};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -422,6 +422,10 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
 }
 
 /// One data client: frames of its topic out; anything it sends is ignored but a close.
+///
+/// While a send waits on a slow socket, the frames that arrive meanwhile queue in `backlog`
+/// (at most [`hub::CLIENT_BACKLOG`]); beyond that the oldest is dropped and counted at once, so
+/// a stalled client's losses show in the metrics while it stalls, and it never holds more.
 async fn data_client(mut socket: WebSocket, st: AppState, topic: String) {
     let _c = Connected::new(&st.hub.data_clients);
     let mut sub = st.hub.join(&topic);
@@ -429,23 +433,51 @@ async fn data_client(mut socket: WebSocket, st: AppState, topic: String) {
     if *stop.borrow_and_update() {
         return;
     }
+    let drops = &sub.topic.client_drops;
+    let mut backlog: VecDeque<Bytes> = VecDeque::with_capacity(hub::CLIENT_BACKLOG);
     loop {
-        tokio::select! {
-            r = sub.rx.recv() => match r {
-                Ok(frame) => tokio::select! {
-                    sent = socket.send(Message::Binary(frame)) => if sent.is_err() { break },
-                    _ = stop.changed() => break,
+        let frame = match backlog.pop_front() {
+            Some(f) => f,
+            None => tokio::select! {
+                r = sub.rx.recv() => match r {
+                    Ok(frame) => frame,
+                    Err(RecvError::Lagged(n)) => {
+                        drops.fetch_add(n, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
                 },
-                Err(RecvError::Lagged(n)) => {
-                    sub.topic.client_drops.fetch_add(n, Ordering::Relaxed);
+                m = socket.recv() => match m {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(_)) => continue,
+                },
+                _ = stop.changed() => return,
+            },
+        };
+        let mut send = std::pin::pin!(socket.send(Message::Binary(frame)));
+        loop {
+            tokio::select! {
+                sent = &mut send => {
+                    if sent.is_err() {
+                        return;
+                    }
+                    break;
                 }
-                Err(RecvError::Closed) => break,
-            },
-            m = socket.recv() => match m {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            },
-            _ = stop.changed() => break,
+                r = sub.rx.recv() => match r {
+                    Ok(f) => {
+                        if backlog.len() == hub::CLIENT_BACKLOG {
+                            backlog.pop_front();
+                            drops.fetch_add(1, Ordering::Relaxed);
+                        }
+                        backlog.push_back(f);
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        drops.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = stop.changed() => return,
+            }
         }
     }
 }
