@@ -121,3 +121,62 @@ async fn a_client_that_never_reads_loses_frames_and_slows_no_one() {
     assert_eq!(p["state"], "running");
     assert_eq!(p["stages"][2]["drops"], 0, "the sink never waited for a client");
 }
+
+/// Not a test but the measurement behind BENCHMARKS.md ("Daemon"): the default pipeline's
+/// source → `websocket_sink` latency over 20 s, alone and with 200 clients connecting and
+/// disconnecting throughout. Run it on a release build:
+/// `cargo test --release -p eegd --test daemon_churn -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand for BENCHMARKS.md"]
+async fn latency_with_and_without_churning_clients() {
+    let d =
+        Daemon::start_with(include_str!("../../../pipelines/default.yaml"), &["--bind", "127.0.0.1:0"], None);
+    let window = Duration::from_secs(20);
+    let measure = |label: &'static str| {
+        let d = &d;
+        async move {
+            let (_, p) = d.get("/api/pipeline").await;
+            let sink =
+                p["stages"].as_array().unwrap().iter().find(|s| s["name"] == "websocket_sink").unwrap();
+            let l = &sink["latency_us"];
+            println!(
+                "{label}: websocket_sink latency over {} packets: p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+                l["count"], l["p50"], l["p99"], l["p999"], l["max"]
+            );
+        }
+    };
+    // One reader, so the topic is live in both runs.
+    let url = d.ws_url("/ws/data?topic=eeg");
+    let (mut reader, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let read = tokio::spawn(async move {
+        loop {
+            next_frame(&mut reader).await;
+        }
+    });
+    d.send("POST", "/api/pipeline/restart", "").await;
+    tokio::time::sleep(window).await;
+    measure("alone").await;
+
+    d.send("POST", "/api/pipeline/restart", "").await;
+    let end = Instant::now() + window;
+    let mut tasks = Vec::new();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..200 {
+        let (url, n) = (url.clone(), connections.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await {
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    next_frame(&mut ws).await;
+                    let _ = ws.close(None).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    measure("200 churning clients").await;
+    println!("connections made: {}", connections.load(std::sync::atomic::Ordering::Relaxed));
+    read.abort();
+}

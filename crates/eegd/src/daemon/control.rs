@@ -287,6 +287,14 @@ impl Controller {
                             "errors": snap.errors,
                             "last_error": snap.last_error,
                             "process_us": snap.process_us,
+                            "latency_us": (info.role == Role::Sink).then(|| {
+                                let mut l = info.stats.latency_ns.percentiles();
+                                for v in [&mut l.p50, &mut l.p99, &mut l.p999, &mut l.max] {
+                                    *v /= 1000;
+                                }
+                                l.mean /= 1000.0;
+                                l
+                            }),
                             "output": out,
                         })
                     })

@@ -7,10 +7,10 @@
 //!   never waits. Only this thread reads it, so the pipeline never awaits or blocks on the server.
 //! - One thread for every topic, parked until a topic has a packet: no thread per client, no
 //!   polling. A topic nobody watches is unsubscribed, so it holds no pool packets.
-//! - `broadcast` is bounded: a client that falls behind by more than [`CLIENT_BACKLOG`] frames
-//!   loses the oldest ones (`RecvError::Lagged`, counted), and a client that never reads holds
-//!   at most that many shared frames. A receiver dropped by a disconnecting client's task is
-//!   simply gone: the sender never fails because of it.
+//! - `broadcast` is bounded, and each client's task keeps at most [`CLIENT_BACKLOG`] frames
+//!   while its socket is slow, dropping (and counting) the oldest beyond that: a client that
+//!   never reads holds a bounded number of shared frames. A receiver dropped by a
+//!   disconnecting client's task is simply gone: the sender never fails because of it.
 use bytes::Bytes;
 use pipeline::wake::Waker;
 use pipeline::{Kind, Packet};
