@@ -158,6 +158,10 @@ async fn bad_pipeline_is_refused_and_the_old_one_runs_on_then_stop_and_restart()
     assert_eq!(p["config"]["name"], "pipelines/default.yaml");
     let (code, _) = d.send("POST", "/api/pipeline/start?preset=nope", "").await;
     assert_eq!(code, 404);
+    let (code, _) = d.send("POST", "/api/pipeline/start", "#".repeat(2 << 20)).await;
+    assert_eq!(code, 413, "a body over the limit");
+    let (_, p) = d.get("/api/pipeline").await;
+    assert_eq!(p["config"]["name"], "pipelines/default.yaml", "still the preset");
 }
 
 #[tokio::test]
