@@ -290,3 +290,14 @@ async fn sigterm_closes_the_recording_and_exits_cleanly() {
     let csv = std::fs::read_to_string(dir.join("data.csv")).unwrap();
     assert!(csv.lines().count() > 50);
 }
+
+#[tokio::test]
+async fn serves_the_built_in_ui() {
+    let d = Daemon::start();
+    let r = reqwest::get(d.url("/")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("<html"));
+    assert_eq!(reqwest::get(d.url("/no/such/file.js")).await.unwrap().status().as_u16(), 404);
+    assert_eq!(reqwest::get(d.url("/api/nothing")).await.unwrap().status().as_u16(), 404);
+}
