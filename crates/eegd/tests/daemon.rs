@@ -301,3 +301,25 @@ async fn serves_the_built_in_ui() {
     assert_eq!(reqwest::get(d.url("/no/such/file.js")).await.unwrap().status().as_u16(), 404);
     assert_eq!(reqwest::get(d.url("/api/nothing")).await.unwrap().status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn file_paths_stay_inside_the_data_directory() {
+    let d = Daemon::start();
+    let escape =
+        "stages:\n  - emulator: { channels: 2, rate: 250 }\n  - csv_sink: { path: /tmp/eegd-escape.csv }\n";
+    let (code, r) = d.send("POST", "/api/pipeline/start", escape).await;
+    assert_eq!(code, 400, "{r}");
+    assert_eq!(
+        (r["errors"][0]["line"].as_u64(), r["errors"][0]["column"].as_u64()),
+        (Some(3), Some(23)),
+        "{r}"
+    );
+    let up = "stages:\n  - emulator: { channels: 2, rate: 250 }\n  - csv_sink: { path: ../up.csv }\n";
+    assert_eq!(d.send("POST", "/api/pipeline/start", up).await.0, 400);
+    let inside = "stages:\n  - emulator: { channels: 2, rate: 250 }\n  - csv_sink: { path: inside.csv }\n";
+    let (code, r) = d.send("POST", "/api/pipeline/start", inside).await;
+    assert_eq!(code, 200, "{r}");
+    d.wait_packets_above(0).await;
+    d.send("POST", "/api/pipeline/stop", "").await;
+    assert!(d.data_dir.join("inside.csv").is_file());
+}

@@ -10,9 +10,10 @@ use pipeline::exec::{Pipeline, PipelineState, Shared};
 use pipeline::stage::{lookup, Role};
 use pipeline::topology::file::{RecordingConfig, RecordingFormat};
 use pipeline::topology::graph::{plan, Plan};
-use pipeline::topology::yaml;
+use pipeline::topology::{yaml, Diagnostic, Diagnostics};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::path::{Component, Path};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
@@ -103,6 +104,39 @@ fn effective(cfg: &Config, extra: &[Value]) -> Result<String, ApiError> {
     Ok(render(&root))
 }
 
+/// Makes every stage's `path` parameter lie inside the data directory `root`: a relative path
+/// without `..` is taken relative to it; anything else is refused at its line and column.
+/// Returns the text to run: the text as given when it names no path.
+fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiError> {
+    let Ok(node) = yaml::parse(source) else { return Ok(source.to_string()) };
+    let mut tree = node.to_json();
+    let (mut diags, mut changed) = (Vec::new(), false);
+    for (i, item) in node.get("stages").and_then(|s| s.as_seq()).unwrap_or_default().iter().enumerate() {
+        let Some((ty, body)) = item.as_map().and_then(|m| m.first()) else { continue };
+        let (Some(ty), Some(p)) = (ty.as_str(), body.get("path")) else { continue };
+        let Some(text) = p.as_str() else { continue };
+        let path = Path::new(text);
+        if !text.is_empty()
+            && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            tree["stages"][i][ty]["path"] = json!(root.join(path));
+            changed = true;
+        } else {
+            diags.push(Diagnostic::at(
+                p.span,
+                format!(
+                    "`path` \"{text}\": files the daemon reads or writes lie inside its data directory; \
+                     give a path relative to it, without `..`"
+                ),
+            ));
+        }
+    }
+    if !diags.is_empty() {
+        return Err(ApiError::InvalidPipeline(Diagnostics::new(name, diags)));
+    }
+    Ok(if changed { render(&tree) } else { source.to_string() })
+}
+
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
@@ -134,16 +168,18 @@ impl Controller {
     }
 
     /// Validates `source` and, if valid, replaces whatever runs with it. An invalid file
-    /// changes nothing.
+    /// changes nothing. Stages' `path`s are taken inside the data directory.
     pub fn start(&self, name: &str, source: &str) -> ApiResult<Value> {
         let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
+        let text = confine_paths(name, source, self.sessions.root())?;
+        let p = if text == source { p } else { plan(name, &text).map_err(ApiError::InvalidPipeline)? };
         let mut inner = self.lock();
         if inner.recording.is_some() {
             return Err(ApiError::Conflict(
                 "a recording is running; stop it before changing the pipeline".into(),
             ));
         }
-        let cfg = Config { name: name.to_string(), source: source.to_string(), overrides: BTreeMap::new() };
+        let cfg = Config { name: name.to_string(), source: text, overrides: BTreeMap::new() };
         self.replace(&mut inner, cfg, p)?;
         let s = self.summary(&inner);
         self.push(json!({ "event": "state", "pipeline": s }));
@@ -502,6 +538,20 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_confined_to_the_data_directory() {
+        let root = Path::new("/data");
+        let src = "stages:\n  - emulator: {}\n  - csv_sink: { path: ../x.csv }\n  - csv_sink: { name: b, path: /etc/x }\n";
+        let Err(ApiError::InvalidPipeline(d)) = confine_paths("f", src, root) else { panic!("accepted") };
+        let at: Vec<_> = d.items.iter().map(|i| i.span.map(|s| (s.line, s.col))).collect();
+        assert_eq!(at, [Some((3, 23)), Some((4, 32))]);
+        let ok = "stages:\n  - emulator: {}\n  - csv_sink: { path: run/x.csv }\n";
+        let text = confine_paths("f", ok, root).unwrap();
+        assert_eq!(yaml::parse(&text).unwrap().to_json()["stages"][1]["csv_sink"]["path"], "/data/run/x.csv");
+        let none = "stages:\n  - emulator: {}\n";
+        assert_eq!(confine_paths("f", none, root).unwrap(), none);
+    }
 
     #[test]
     fn effective_config_keeps_reserved_keys_and_applies_changes() {
