@@ -323,3 +323,20 @@ async fn file_paths_stay_inside_the_data_directory() {
     d.send("POST", "/api/pipeline/stop", "").await;
     assert!(d.data_dir.join("inside.csv").is_file());
 }
+
+#[test]
+fn an_invalid_config_file_is_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("bad.yaml");
+    std::fs::write(&cfg, "stages:\n  - emulator: { chanels: 4 }\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eegd"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:2:") && err.contains("did you mean `channels`"), "{err}");
+}
