@@ -340,3 +340,25 @@ fn an_invalid_config_file_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:2:") && err.contains("did you mean `channels`"), "{err}");
 }
+
+#[tokio::test]
+async fn an_oversized_control_message_closes_the_socket() {
+    let d = Daemon::start();
+    let (mut ws, _) = tokio_tungstenite::connect_async(d.ws_url("/ws/control")).await.unwrap();
+    ws.next().await.unwrap().unwrap(); // the state event
+    let big = format!("{{\"cmd\": \"UpdateParam\", \"pad\": \"{}\"}}", "x".repeat(100 << 10));
+    let _ = ws.send(Message::Text(big.into())).await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(Message::Text(t))) if t.as_str().contains("\"ok\"") => return false,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(end, "the oversized message was answered instead of refused");
+    assert_eq!(d.get("/api/health").await.0, 200);
+}
