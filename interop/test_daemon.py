@@ -70,9 +70,9 @@ def test_api_essentials(daemon):
     r = requests.post(f"{base}/api/recording/stop")
     assert r.status_code == 200, r.text
     folder = data / r.json()["session"]
-    assert {p.name for p in folder.iterdir()} >= {"session_meta.json", "pipeline.yaml", "data.csv"}
+    assert {p.name for p in folder.iterdir()} >= {"session_meta.json", "pipeline.yaml", "recording.csv"}
     meta = json.loads((folder / "session_meta.json").read_text())
-    assert meta["participant"] == "py01" and meta["markers"][0]["label"] == "go"
+    assert meta["participant"] == "py01" and meta["markers"][0]["text"] == "go"
 
     r = requests.post(f"{base}/api/pipeline/start", data="stages:\n  - emulater: {}\n")
     assert r.status_code == 400

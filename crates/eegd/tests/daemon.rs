@@ -96,12 +96,13 @@ async fn recording_locks_upstream_and_leaves_a_session_folder() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("session_meta.json")).unwrap()).unwrap();
     assert_eq!(meta["participant"], "p01");
     assert_eq!(meta["notes"], "eyes closed");
-    assert!(meta["stopped_at"].is_string(), "{meta}");
-    assert_eq!(meta["markers"][0]["label"], "stimulus");
-    assert_eq!(meta["stream"]["channels"], 4);
+    assert!(meta["stop_time"].is_string(), "{meta}");
+    assert_eq!(meta["markers"][0]["text"], "stimulus");
+    assert_eq!(meta["channels"], 4);
+    assert_eq!(meta["status"], "complete");
     let yaml = std::fs::read_to_string(dir.join("pipeline.yaml")).unwrap();
     assert_eq!(yaml, daemon_common::PIPELINE, "the exact running config");
-    let csv = std::fs::read_to_string(dir.join("data.csv")).unwrap();
+    let csv = std::fs::read_to_string(dir.join("recording.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(lines.next().unwrap().split(',').count(), 5, "timestamp + 4 channels");
     assert!(lines.count() >= 200, "20 packets of 10 samples");
@@ -286,8 +287,8 @@ async fn sigterm_closes_the_recording_and_exits_cleanly() {
     let dir = &d.sessions()[0];
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("session_meta.json")).unwrap()).unwrap();
-    assert!(meta["stopped_at"].is_string(), "{meta}");
-    let csv = std::fs::read_to_string(dir.join("data.csv")).unwrap();
+    assert!(meta["stop_time"].is_string(), "{meta}");
+    let csv = std::fs::read_to_string(dir.join("recording.csv")).unwrap();
     assert!(csv.lines().count() > 50);
 }
 

@@ -5,12 +5,13 @@
 //! thread), so the HTTP handlers call them on tokio's blocking pool. One mutex orders them: a
 //! change of pipeline never races a parameter change or a recording start.
 use super::error::{ApiError, ApiResult};
-use super::session::{Session, SessionRequest, SessionStore, StreamFacts};
+use super::session::{SessionRequest, SessionStore};
 use pipeline::exec::{Pipeline, PipelineState, Shared};
-use pipeline::stage::{lookup, Role};
+use pipeline::stage::Role;
 use pipeline::topology::file::{RecordingConfig, RecordingFormat};
 use pipeline::topology::graph::{plan, Plan};
 use pipeline::topology::{yaml, Diagnostic, Diagnostics};
+use recording::{Session, SessionError, SessionOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
@@ -36,7 +37,6 @@ struct Config {
 
 struct Recording {
     session: Session,
-    recorder: String,
 }
 
 #[derive(Default)]
@@ -139,14 +139,6 @@ fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiErr
 
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
-fn format_name(f: RecordingFormat) -> &'static str {
-    match f {
-        RecordingFormat::Bdf => "bdf",
-        RecordingFormat::Edf => "edf",
-        RecordingFormat::Csv => "csv",
-    }
 }
 
 impl Controller {
@@ -346,7 +338,7 @@ impl Controller {
             "stages": stages,
             "edges": edges,
             "pool": pool,
-            "recording": inner.recording.as_ref().map(|r| r.session.summary()),
+            "recording": inner.recording.as_ref().map(|r| session_summary(&r.session)),
         })
     }
 
@@ -372,95 +364,53 @@ impl Controller {
         Ok(json!({ "stage": stage, "params": params }))
     }
 
-    /// The stage a recording takes: `recording.input`, else the `to_voltage` stage, else the
-    /// first source.
-    fn recording_input(inner: &Inner, shared: &Shared) -> Option<String> {
-        match &inner.recording_cfg.input {
-            Some(n) => Some(n.clone()),
-            None => shared
-                .stages
-                .iter()
-                .find(|s| s.type_name == "to_voltage")
-                .or_else(|| shared.stages.iter().find(|s| s.role == Role::Source))
-                .map(|s| s.name.clone()),
-        }
-    }
-
-    /// Opens a session and attaches a recorder to the recording input.
+    /// Opens a session (the `recording` library: folder, `pipeline.yaml`, `session_meta.json`,
+    /// and a recorder sink on the `recording.input` stage) and runs the pipeline with it.
     ///
-    /// The recorder is attached by restarting the pipeline with one more sink stage (the
-    /// running pipeline drains first, so nothing it produced is lost, and the new one starts at
-    /// once); while it records, the recorder and everything upstream of it are locked.
+    /// The recorder joins by restarting the pipeline with the session's recorder added: the
+    /// running pipeline drains first (nothing it produced is lost) and the new one starts at
+    /// once, with the live parameter changes. While it records, the recorder and everything
+    /// upstream of it are locked.
     pub fn start_recording(&self, req: SessionRequest) -> ApiResult<Value> {
         let mut inner = self.lock();
         if inner.recording.is_some() {
             return Err(ApiError::Conflict("a recording is already running".into()));
         }
-        let shared = Self::running(&inner)
-            .cloned()
-            .ok_or_else(|| ApiError::Conflict("no pipeline is running; start one first".into()))?;
+        if Self::running(&inner).is_none() {
+            return Err(ApiError::Conflict("no pipeline is running; start one first".into()));
+        }
         let cfg = inner.config.clone().ok_or_else(|| ApiError::Conflict("no pipeline is running".into()))?;
-        let input = Self::recording_input(&inner, &shared)
-            .ok_or_else(|| ApiError::Conflict("the pipeline has no stage to record".into()))?;
-        let info = shared
-            .stage(&input)
-            .ok_or_else(|| ApiError::Conflict(format!("no stage `{input}` to record")))?;
-        let out = info
-            .output
-            .clone()
-            .ok_or_else(|| ApiError::Conflict(format!("`{input}` is a sink; nothing to record")))?;
-
-        let explicit = req.format.is_some();
-        let mut format = match req.format.as_deref() {
-            None => format_name(inner.recording_cfg.format),
-            Some(f @ ("bdf" | "edf" | "csv")) => f,
+        let format = match req.format.as_deref() {
+            None => None,
+            Some("bdf") => Some(RecordingFormat::Bdf),
+            Some("edf") => Some(RecordingFormat::Edf),
+            Some("csv") => Some(RecordingFormat::Csv),
             Some(other) => {
                 return Err(ApiError::BadRequest(format!(
                     "unknown format `{other}` (valid: `bdf`, `edf`, `csv`)"
                 )))
             }
         };
-        if lookup(&format!("{format}_sink")).is_none() {
-            if explicit {
-                return Err(ApiError::BadRequest(format!(
-                    "format `{format}` is not available in this build (no `{format}_sink` stage); use `csv`"
-                )));
-            }
-            tracing::warn!(format, "Recording format not available in this build; recording CSV");
-            format = "csv";
-        }
         let dir =
             self.sessions.confine(inner.recording_cfg.data_dir.as_deref()).map_err(ApiError::BadRequest)?;
-        let facts = StreamFacts {
-            input: input.clone(),
-            rate: out.rate,
-            channels: out.channels,
-            labels: out.meta.labels.clone(),
-            units: out.meta.units.clone(),
+        let src = effective(&cfg, &[])?;
+        let mut p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+        let opts = SessionOptions {
+            participant: req.participant.unwrap_or_default(),
+            notes: req.notes.unwrap_or_default(),
+            format,
         };
-        let yaml_text = effective(&cfg, &[])?;
-        let session = self.sessions.open(&dir, &req, format, &yaml_text, &facts)?;
-        let taken: Vec<&str> = shared.stages.iter().map(|s| s.name.as_str()).collect();
-        let recorder = (1..)
-            .map(|k| if k == 1 { "recorder".to_string() } else { format!("recorder_{k}") })
-            .find(|n| !taken.contains(&n.as_str()))
-            .unwrap_or_default();
-        let extra = json!({ format!("{format}_sink"): {
-            "name": recorder,
-            "inputs": [input],
-            "path": session.data_file,
-        }});
-        let src = effective(&cfg, &[extra])?;
-        let p = plan(&format!("{} (recording)", cfg.name), &src).map_err(|d| {
-            ApiError::Internal(anyhow::anyhow!("the recording pipeline does not validate: {d}"))
-        })?;
-        self.replace(&mut inner, cfg, p)?;
-        if let Some(s) = Self::running(&inner) {
-            s.set_locked(&recorder, true);
+        let mut session = Session::create(&dir, &mut p, &opts).map_err(session_error)?;
+        if let Err(e) = self.replace(&mut inner, cfg, p) {
+            let _ = session.abandon(&e.to_string());
+            return Err(e);
         }
-        let summary = session.summary();
-        tracing::info!(session = %session.name, format, input = %input, "Recording started");
-        inner.recording = Some(Recording { session, recorder });
+        if let Some(shared) = Self::running(&inner) {
+            session.attach(shared.clone());
+        }
+        let summary = session_summary(&session);
+        tracing::info!(session = %session.dir().display(), "Recording started");
+        inner.recording = Some(Recording { session });
         self.push(json!({ "event": "recording", "recording": summary }));
         Ok(summary)
     }
@@ -477,8 +427,7 @@ impl Controller {
         if let Some(p) = inner.pipeline.take() {
             p.join();
         }
-        let summary = rec.session.close()?;
-        tracing::info!(recorder = %rec.recorder, "Recording stopped");
+        let summary = finish_session(rec.session)?;
         if let Some(cfg) = restart {
             let src = effective(&cfg, &[])?;
             let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
@@ -494,18 +443,35 @@ impl Controller {
         if let Some(p) = inner.pipeline.take() {
             p.join();
         }
-        match rec.session.close() {
+        match finish_session(rec.session) {
             Ok(s) => Some(s),
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "Closing the session failed");
+                tracing::error!(error = %e, "Closing the session failed");
                 None
             }
         }
     }
 
-    /// The running recording, for metrics: (session, bytes written).
+    /// Bytes the running session's data file holds, for metrics.
     pub fn recording_bytes(&self) -> Option<u64> {
-        self.lock().recording.as_ref().map(|r| r.session.bytes_written())
+        self.lock().recording.as_ref().map(|r| file_len(r.session.file()))
+    }
+
+    /// Past sessions under the data directory, newest first.
+    pub fn recordings(&self) -> ApiResult<Value> {
+        let mut list = recording::list(self.sessions.root()).map_err(|e| ApiError::Internal(e.into()))?;
+        list.reverse();
+        let items = list
+            .into_iter()
+            .map(|(dir, meta)| {
+                let mut v = serde_json::to_value(&meta).unwrap_or_default();
+                v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+                v["path"] = json!(dir.strip_prefix(self.sessions.root()).unwrap_or(&dir));
+                v["bytes"] = json!(meta.files.first().map(|f| file_len(&dir.join(f))));
+                v
+            })
+            .collect();
+        Ok(Value::Array(items))
     }
 
     /// The pipeline's counters, for metrics.
@@ -524,14 +490,53 @@ impl Controller {
         let mut inner = self.lock();
         let session = match inner.recording.as_mut() {
             Some(r) => {
-                r.session.marker(ts, label)?;
-                Some(r.session.name.clone())
+                r.session.add_marker_at(ts, label);
+                r.session.dir().file_name().map(|n| n.to_string_lossy().into_owned())
             }
             None => None,
         };
         let m = json!({ "label": label, "timestamp_ns": ts, "session": session });
         self.push(json!({ "event": "marker", "marker": m }));
         Ok(m)
+    }
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// What a client sees of a running session.
+fn session_summary(s: &Session) -> Value {
+    let m = s.meta();
+    json!({
+        "session": s.dir().file_name().map(|n| n.to_string_lossy().into_owned()),
+        "path": s.dir(),
+        "data_file": s.file().file_name().map(|n| n.to_string_lossy().into_owned()),
+        "format": m.format,
+        "input": m.input,
+        "started_at": m.start_time,
+        "bytes": file_len(s.file()),
+        "samples_written": s.status().samples_written,
+    })
+}
+
+/// Finishes a session whose pipeline has stopped; its final `session_meta.json`, with the
+/// session's folder name and path.
+fn finish_session(s: Session) -> ApiResult<Value> {
+    let dir = s.dir().to_path_buf();
+    let meta = s.finish().map_err(session_error)?;
+    tracing::info!(session = %dir.display(), status = %meta.status, "Recording stopped");
+    let mut v = serde_json::to_value(&meta).map_err(|e| ApiError::Internal(e.into()))?;
+    v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+    v["path"] = json!(dir);
+    Ok(v)
+}
+
+fn session_error(e: SessionError) -> ApiError {
+    match e {
+        SessionError::NoInput | SessionError::NotTimeSeries(..) => ApiError::Conflict(e.to_string()),
+        SessionError::Build(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::Io { .. } => ApiError::Internal(e.into()),
     }
 }
 

@@ -338,7 +338,7 @@ async fn stop_recording(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 async fn recordings(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    blocking(&st, |c| Ok(Value::Array(c.sessions.list()))).await.map(Json)
+    blocking(&st, |c| c.recordings()).await.map(Json)
 }
 
 #[derive(Default, serde::Deserialize)]
