@@ -363,3 +363,19 @@ async fn an_oversized_control_message_closes_the_socket() {
     assert!(end, "the oversized message was answered instead of refused");
     assert_eq!(d.get("/api/health").await.0, 200);
 }
+
+#[test]
+fn a_config_file_writing_outside_the_data_directory_is_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("out.yaml");
+    std::fs::write(&cfg, "stages:\n  - emulator: {}\n  - csv_sink: { path: /tmp/eegd-out.csv }\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eegd"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("out.yaml:3:23:"));
+}

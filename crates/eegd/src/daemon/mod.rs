@@ -97,15 +97,17 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         ),
         None => ("pipelines/default.yaml".to_string(), preset("default").unwrap_or_default().to_string()),
     };
-    if let Err(d) = pipeline::topology::graph::plan(&name, &source) {
-        eprintln!("{d}");
-        return Ok(ExitCode::from(crate::cli::EXIT_INVALID));
-    }
     let ctl = Arc::new(Controller::new(SessionStore::new(&args.data_dir)?));
     tracing::info!(data_dir = %ctl.sessions.root().display(), "Recordings go here");
-    if let Err(e) = ctl.start(&name, &source) {
-        // The daemon keeps serving, so a client can see why and start another pipeline.
-        tracing::error!(error = %e, "The first pipeline did not start");
+    match ctl.start(&name, &source) {
+        Ok(_) => {}
+        Err(ApiError::InvalidPipeline(d)) => {
+            eprintln!("{d}");
+            return Ok(ExitCode::from(crate::cli::EXIT_INVALID));
+        }
+        // A device or file that would not open: the daemon keeps serving, so a client can see
+        // why and start another pipeline.
+        Err(e) => tracing::error!(error = %e, "The first pipeline did not start"),
     }
     let hub = Hub::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
