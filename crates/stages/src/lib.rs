@@ -4,6 +4,7 @@
 //! a sink's writer. Nothing here knows about threads, queues or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod align_and_zip;
 pub mod band_power;
 pub mod broker;
 pub mod csv_sink;
@@ -14,12 +15,15 @@ pub mod filter;
 pub mod gain;
 pub mod notch;
 pub mod null_sink;
+pub mod rereference;
+pub mod select;
 pub mod to_voltage;
 pub mod websocket_sink;
 
 /// The names of every stage this crate registers. The binary calls this so the linker keeps
 /// the registrations (dtolnay/inventory#7), and a test checks the registry against it.
 pub const BUILT_IN: &[&str] = &[
+    "align_and_zip",
     "band_power",
     "bandpass",
     "bandstop",
@@ -32,6 +36,8 @@ pub const BUILT_IN: &[&str] = &[
     "lowpass",
     "notch",
     "null_sink",
+    "rereference",
+    "select",
     "to_voltage",
     "websocket_sink",
 ];
