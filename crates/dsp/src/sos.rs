@@ -1,5 +1,5 @@
 //! Causal filtering of planar multichannel blocks through a cascade of second-order sections.
-use crate::design::Sos;
+use crate::design::{Sos, MAX_ORDER};
 
 /// States smaller than this are flushed to zero after each block: far below anything an `f32`
 /// output can show, and it keeps decaying states out of the subnormal range, where the FPU
@@ -49,15 +49,32 @@ pub struct SosBank {
 }
 
 impl SosBank {
-    /// A bank running `sections` for `channels` channels, state zero.
+    /// A bank running `sections` for `channels` channels, state zero, with room for
+    /// [`MAX_ORDER`] sections (or as many as given, if more): a live redesign up to that many
+    /// allocates nothing.
     pub fn new(sections: &[Sos], channels: usize) -> SosBank {
-        SosBank {
-            sections: sections.to_vec(),
-            coef: sections.iter().map(Coef::of).collect(),
+        SosBank::with_capacity(sections, channels, MAX_ORDER)
+    }
+
+    /// As [`SosBank::new`], with room for `max_sections` sections.
+    pub fn with_capacity(sections: &[Sos], channels: usize, max_sections: usize) -> SosBank {
+        let room = max_sections.max(sections.len());
+        let mut bank = SosBank {
+            sections: Vec::with_capacity(room),
+            coef: Vec::with_capacity(room),
             channels,
-            state: vec![0.0; sections.len() * 2 * channels],
+            state: vec![0.0; room * 2 * channels],
             lane: vec![0.0; channels],
-        }
+        };
+        bank.load(sections);
+        bank
+    }
+
+    fn load(&mut self, new: &[Sos]) {
+        self.sections.clear();
+        self.sections.extend_from_slice(new);
+        self.coef.clear();
+        self.coef.extend(new.iter().map(Coef::of));
     }
 
     pub fn channels(&self) -> usize {
@@ -69,18 +86,23 @@ impl SosBank {
         &self.sections
     }
 
+    /// The most sections a redesign can bring without allocating.
+    pub fn capacity(&self) -> usize {
+        self.state.len() / (2 * self.channels.max(1))
+    }
+
     /// Replaces the coefficients between blocks (a live redesign). With as many sections as
-    /// before the filter state carries on, and nothing is allocated; with another count the
-    /// state restarts at zero.
+    /// before, the filter state carries on (the new filter continues from the old one's memory,
+    /// so the output has no step); with another count the state restarts at zero, since the
+    /// sections no longer correspond. Allocates nothing up to [`SosBank::capacity`] sections.
     pub fn set_sections(&mut self, new: &[Sos]) {
-        if new.len() == self.sections.len() {
-            self.sections.copy_from_slice(new);
-            for (c, s) in self.coef.iter_mut().zip(new) {
-                *c = Coef::of(s);
+        if new.len() != self.sections.len() {
+            if new.len() > self.capacity() {
+                self.state = vec![0.0; new.len() * 2 * self.channels];
             }
-        } else {
-            *self = SosBank::new(new, self.channels);
+            self.state.fill(0.0);
         }
+        self.load(new);
     }
 
     /// Sets every state to zero.
@@ -101,7 +123,7 @@ impl SosBank {
         }
         let lane = &mut self.lane[..channels];
         let coef = &self.coef[..];
-        let state = &mut self.state[..];
+        let state = &mut self.state[..coef.len() * 2 * channels];
         for i in 0..samples {
             for (x, row) in lane.iter_mut().zip(data.chunks_exact(samples)) {
                 *x = f64::from(row[i]);
@@ -114,7 +136,8 @@ impl SosBank {
                 row[i] = y as f32;
             }
         }
-        for s in &mut self.state {
+        let used = self.coef.len() * 2 * channels;
+        for s in &mut self.state[..used] {
             if s.abs() < FLUSH_BELOW {
                 *s = 0.0;
             }
@@ -234,9 +257,19 @@ mod tests {
         assert_eq!(bank.state, before);
         assert_eq!(bank.sections(), &b[..]);
         let c = butter(4, BandKind::Lowpass(20.0), 250.0).unwrap();
+        let room = bank.state.as_ptr();
         bank.set_sections(&c);
-        assert_eq!(bank.state, vec![0.0; 2 * 2]);
+        assert!(bank.state.iter().all(|&s| s == 0.0));
         assert_eq!(bank.sections().len(), 2);
+        bank.process(&mut data, 1, 10);
+        let d = butter(MAX_ORDER, BandKind::Bandpass(1.0, 20.0), 250.0).unwrap();
+        bank.set_sections(&d);
+        assert_eq!(bank.sections().len(), MAX_ORDER);
+        assert_eq!(bank.state.as_ptr(), room, "up to MAX_ORDER sections, the state is not reallocated");
+        bank.process(&mut data, 1, 10);
+        let many = vec![d[0]; MAX_ORDER + 3];
+        bank.set_sections(&many);
+        assert_eq!(bank.capacity(), MAX_ORDER + 3);
         bank.process(&mut data, 1, 10);
     }
 

@@ -1,4 +1,5 @@
 //! `downsample`: anti-aliasing low-pass, then every `factor`-th sample.
+use crate::filter::DelayedMeta;
 use dsp::{group_delay_s, Decimator};
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Header, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
@@ -22,6 +23,7 @@ pub struct Downsample {
     max_in: usize,
     /// Sequence number of the next output packet (this stage numbers its own packets).
     seq: u64,
+    meta: DelayedMeta,
 }
 
 impl Stage for Downsample {
@@ -44,6 +46,7 @@ impl Stage for Downsample {
             let m = self.decimator.process_in_place(w.f32s_mut(), channels, samples);
             let hm = w.header_mut();
             (hm.seq, hm.timestamp_ns, hm.rate) = (seq, timestamp_ns, rate);
+            self.meta.stamp(hm);
             w.set_shape(channels, m)?;
             m
         } else if self.decimator.output_len(samples) == 0 {
@@ -52,7 +55,9 @@ impl Stage for Downsample {
         } else {
             // Shared: decimate into a fresh, shorter packet rather than copying the whole block.
             let samples_out = self.decimator.output_len(samples) as u32;
-            let mut out = cx.alloc(Header { seq, timestamp_ns, rate, samples: samples_out, ..h.clone() })?;
+            let mut header = Header { seq, timestamp_ns, rate, samples: samples_out, ..h.clone() };
+            self.meta.stamp(&mut header);
+            let mut out = cx.alloc(header)?;
             let m = self.decimator.process(pkt.f32s(), channels, samples, out.make_mut()?.f32s_mut());
             pkt = out;
             m
@@ -89,11 +94,12 @@ impl StageType for Downsample {
         let factor = p.factor as usize;
         let decimator = Decimator::new(factor, input.rate, input.channels, input.max_samples)
             .map_err(|e| ParamError::new("factor", e.to_string()))?;
-        let delay = group_delay_s(decimator.sections(), 0.0, input.rate);
+        let meta = DelayedMeta::new(&input.meta, group_delay_s(decimator.sections(), 0.0, input.rate));
         let out = StreamInfo {
             rate: input.rate / factor as f64,
             max_samples: Decimator::max_output_len(input.max_samples, factor),
-            ..input.with_meta(|m| m.group_delay_s += delay)
+            meta: meta.output().clone(),
+            ..input.clone()
         };
         let stage = Downsample {
             decimator,
@@ -101,6 +107,7 @@ impl StageType for Downsample {
             out_rate: out.rate,
             max_in: input.max_samples,
             seq: 0,
+            meta,
         };
         Ok((stage, Some(out)))
     }
