@@ -21,7 +21,7 @@ pub mod response;
 pub mod sos;
 
 pub use decimate::Decimator;
-pub use design::{butter, iirnotch, BandKind, DesignError, Sos, MAX_ORDER};
+pub use design::{butter, cheby2, iirnotch, BandKind, DesignError, Sos, MAX_CHEBY2_ORDER, MAX_ORDER};
 pub use psd::Psd;
 pub use response::{gain_at, group_delay_s};
 pub use sos::SosBank;
