@@ -4,26 +4,22 @@
 //! channels × 16 samples per call. Throughput is reported per channel-sample-section, so
 //! `1000 / (Melem/s)` is the cost in ns of one section on one sample of one channel.
 //!
-//! Three state layouts, same arithmetic (f64, DF-II transposed), each call copying the same
-//! input block first:
-//! - `channels_inner` — [`dsp::SosBank`]: `state[section][k][channel]`, sample by sample, the
-//!   channels innermost (vectorised across channels);
+//! Layouts of the same arithmetic (f64, DF-II transposed), each call copying the same input
+//! block first:
+//! - `channels_inner` — [`dsp::SosBank::process`]: `state[section][k][channel]`, sample by
+//!   sample, the channels innermost (vectorised across channels), AVX2 + FMA when the CPU has
+//!   them (chosen at run time);
+//! - `channels_inner_portable` — the same loop with plain multiplies and adds (SSE2);
 //! - `channel_outer` — each channel's contiguous samples in turn, all sections per sample, state
 //!   `[channel][section][k]` (a serial chain of dependent multiply-adds per channel);
 //! - `chunked8` — channels in chunks of 8 kept in locals, all samples of a chunk before the next.
 //!
-//! Figures, 2026-11-23, x86-64 VM (2 cores, AVX-512 host, default target-cpu = SSE2), rustc 1.95,
-//! criterion medians (time per call, then ns per channel-sample-section):
+//! Time is the thread's CPU time (see [`ThreadCpu`]). Figures and the machine: BENCHMARKS.md,
+//! "DSP kernels". In short (2026-11-24, x86-64 VM with AVX2, load average ~5): `channels_inner`
+//! 0.63 ns per channel-sample-section, `channels_inner_portable` 1.29, `chunked8` 1.59,
+//! `channel_outer` 2.00.
 //!
-//! | bench | per call | ns / ch·sample·section |
-//! | --- | --- | --- |
-//! | `bandpass4_32chx16/channels_inner` (kept) | 1.54 µs | 0.75 |
-//! | `bandpass4_32chx16/chunked8` | 2.19 µs | 1.07 |
-//! | `bandpass4_32chx16/channel_outer` | 3.13 µs | 1.53 |
-//! | `decimate16_32chx64/in_place` (8 sections) | 6.06 µs | 0.74 |
-//! | `psd256_one_channel` | 0.56 µs | — |
-//!
-//! `channels_inner` was 1.68 ns until its inner loop took its slices as separate arguments:
+//! `channels_inner` was 2.2× slower until its inner loop took its slices as separate arguments:
 //! without that, the optimiser could not prove the state and lane vectors disjoint and guarded
 //! the vector loop with run-time overlap checks.
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};

@@ -1,5 +1,6 @@
 //! `rereference`: re-references every channel to the common average or to one channel.
 use crate::select::{resolve, ChannelRef};
+use dsp::{rereference, Reference};
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
 use schemars::JsonSchema;
@@ -67,31 +68,11 @@ impl Stage for Rereference {
                 self.scratch.len()
             )));
         }
-        let reference = &mut self.scratch[..n];
-        let data = &mut data[..channels * n];
-        match self.reference {
-            None if channels > 0 => {
-                reference.fill(0.0);
-                for row in data.chunks_exact(n.max(1)) {
-                    for (r, &v) in reference.iter_mut().zip(row) {
-                        *r += f64::from(v);
-                    }
-                }
-                let inv = 1.0 / channels as f64;
-                reference.iter_mut().for_each(|r| *r *= inv);
-            }
-            None => {}
-            Some(c) => {
-                for (r, &v) in reference.iter_mut().zip(&data[c * n..(c + 1) * n]) {
-                    *r = f64::from(v);
-                }
-            }
-        }
-        for row in data.chunks_exact_mut(n.max(1)) {
-            for (v, &r) in row.iter_mut().zip(reference.iter()) {
-                *v = (f64::from(*v) - r) as f32;
-            }
-        }
+        let reference = match self.reference {
+            None => Reference::Average,
+            Some(c) => Reference::Channel(c),
+        };
+        rereference(data, channels, n, reference, &mut self.scratch);
         cx.emit(pkt);
         Ok(())
     }
