@@ -4,6 +4,7 @@
 //! a sink's writer. Nothing here knows about threads, queues or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod ads1299;
 pub mod align_and_zip;
 pub mod band_power;
 pub mod bdf_sink;
@@ -28,6 +29,7 @@ pub mod websocket_sink;
 /// The names of every stage this crate registers. The binary calls this so the linker keeps
 /// the registrations (dtolnay/inventory#7), and a test checks the registry against it.
 pub const BUILT_IN: &[&str] = &[
+    "ads1299",
     "align_and_zip",
     "band_power",
     "bandpass",
