@@ -23,6 +23,7 @@ async fn health_state_stages_and_live_parameters() {
     let (code, p) = d.get("/api/pipeline").await;
     assert_eq!(code, 200);
     assert_eq!(p["state"], "running");
+    assert!(p["cpu_percent"].as_f64().is_some_and(|c| c >= 0.0), "{p}");
     let names: Vec<&str> =
         p["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["emulator", "to_voltage", "notch", "bandpass", "websocket_sink"]);
@@ -113,6 +114,17 @@ async fn recording_locks_upstream_and_leaves_a_session_folder() {
     let (_, list) = d.get("/api/recordings").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["participant"], "p01");
+    // Its files download by the listed path; nothing outside the data directory does.
+    let url = d.url(&format!("/api/recordings/{}/recording.csv", list[0]["path"].as_str().unwrap()));
+    let got = d.client().get(url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert!(got.headers()["content-disposition"].to_str().unwrap().contains("recording.csv"));
+    assert_eq!(got.text().await.unwrap(), csv);
+    for bad in ["/api/recordings/../secret", "/api/recordings/%2e%2e/x", "/api/recordings/nope/recording.csv"]
+    {
+        let code = d.client().get(d.url(bad)).send().await.unwrap().status();
+        assert!(code == 404 || code == 400, "{bad}: {code}");
+    }
     let (code, _) = d.send("POST", "/api/recording/stop", "").await;
     assert_eq!(code, 409, "nothing to stop");
 }
@@ -232,6 +244,7 @@ async fn metrics_are_exported() {
     for name in [
         "eegd_stage_packets_total{stage=\"emulator\"",
         "eegd_stage_errors_total",
+        "eegd_process_cpu_seconds_total",
         "eegd_stage_drops_total",
         "eegd_stage_overruns_total{stage=\"emulator\"",
         "eegd_stage_drift_ppm{stage=\"emulator\"",

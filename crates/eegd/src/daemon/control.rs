@@ -58,6 +58,43 @@ pub struct Controller {
     inner: Mutex<Inner>,
     pub sessions: SessionStore,
     events: broadcast::Sender<String>,
+    pub cpu: CpuMeter,
+}
+
+/// The process's CPU use (user + system, all threads) as a percentage of one core, over the
+/// interval between two readings (at least a second, so a busy poller cannot make it noisy).
+pub struct CpuMeter {
+    last: Mutex<(std::time::Instant, f64, f64)>,
+}
+
+impl Default for CpuMeter {
+    fn default() -> CpuMeter {
+        CpuMeter { last: Mutex::new((std::time::Instant::now(), process_cpu_seconds(), 0.0)) }
+    }
+}
+
+/// User + system CPU time of the whole process, seconds.
+pub fn process_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let (a, b) = (u.user_time(), u.system_time());
+            a.tv_sec() as f64 + a.tv_usec() as f64 * 1e-6 + b.tv_sec() as f64 + b.tv_usec() as f64 * 1e-6
+        })
+        .unwrap_or(0.0)
+}
+
+impl CpuMeter {
+    pub fn percent(&self) -> f64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let (now, cpu) = (std::time::Instant::now(), process_cpu_seconds());
+        let wall = now.duration_since(last.0).as_secs_f64();
+        if wall >= 1.0 {
+            let pct = (cpu - last.1) / wall * 100.0;
+            *last = (now, cpu, (pct * 10.0).round() / 10.0);
+        }
+        last.2
+    }
 }
 
 /// Renders stages as YAML flow maps in JSON syntax (JSON is YAML 1.2), so the text loads back
@@ -143,7 +180,12 @@ fn now_ns() -> i64 {
 
 impl Controller {
     pub fn new(sessions: SessionStore) -> Controller {
-        Controller { inner: Mutex::new(Inner::default()), sessions, events: broadcast::channel(256).0 }
+        Controller {
+            inner: Mutex::new(Inner::default()),
+            sessions,
+            events: broadcast::channel(256).0,
+            cpu: CpuMeter::default(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -313,6 +355,8 @@ impl Controller {
                             "packets_out": snap.packets_out,
                             "drops": snap.drops,
                             "errors": snap.errors,
+                            "overruns": snap.overruns,
+                            "drift_ppm": snap.drift_ppm,
                             "last_error": snap.last_error,
                             "process_us": snap.process_us,
                             "latency_us": (info.role == Role::Sink).then(|| {
@@ -334,6 +378,7 @@ impl Controller {
         json!({
             "state": state,
             "error": error,
+            "cpu_percent": self.cpu.percent(),
             "config": config,
             "stages": stages,
             "edges": edges,

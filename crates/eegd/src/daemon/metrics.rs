@@ -42,6 +42,8 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
     let running = ctl.pipeline()["state"] == "running";
     family(&mut out, "pipeline_running", "gauge", "1 while a pipeline runs.");
     let _ = writeln!(out, "eegd_pipeline_running {}", u8::from(running));
+    family(&mut out, "process_cpu_seconds_total", "counter", "User + system CPU time of the process.");
+    let _ = writeln!(out, "eegd_process_cpu_seconds_total {}", super::control::process_cpu_seconds());
     if let Some(sh) = &shared {
         let snaps = sh.stage_snapshots();
         let l =

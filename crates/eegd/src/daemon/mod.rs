@@ -177,6 +177,7 @@ fn router(state: AppState) -> Router {
         .route("/api/recording/start", post(start_recording))
         .route("/api/recording/stop", post(stop_recording))
         .route("/api/recordings", get(recordings))
+        .route("/api/recordings/{*file}", get(download))
         .route("/api/markers", post(marker))
         .route("/metrics", get(metrics_text))
         .route("/ws/data", get(ws_data))
@@ -341,6 +342,27 @@ async fn stop_recording(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 
 async fn recordings(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(&st, |c| c.recordings()).await.map(Json)
+}
+
+/// A file of a past session, streamed (recordings can be large).
+async fn download(State(st): State<AppState>, Path(file): Path<String>) -> ApiResult<Response> {
+    let path = st.ctl.sessions.file(&file).map_err(ApiError::NotFound)?;
+    let f = tokio::fs::File::open(&path).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let len = f.metadata().await.map(|m| m.len()).ok();
+    let name = path.file_name().map(|n| n.to_string_lossy().replace('"', "")).unwrap_or_default();
+    let mime = mime_guess::from_path(&path).first_or_octet_stream();
+    let mut r = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(f)).into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    Ok(r)
 }
 
 #[derive(Default, serde::Deserialize)]

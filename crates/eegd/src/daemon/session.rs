@@ -56,6 +56,24 @@ impl SessionStore {
     }
 }
 
+impl SessionStore {
+    /// A file of a past session, by its path relative to the data directory (as
+    /// `GET /api/recordings` lists it): plain names only, and it must resolve inside the data
+    /// directory.
+    pub fn file(&self, rel: &str) -> Result<PathBuf, String> {
+        let rel = Path::new(rel);
+        if rel.as_os_str().is_empty() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(
+                "a recording file is named by its path inside the data directory, without `..`".into()
+            );
+        }
+        match self.root.join(rel).canonicalize() {
+            Ok(p) if p.starts_with(&self.root) && p.is_file() => Ok(p),
+            _ => Err("no such recording file".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
