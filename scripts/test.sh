@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of eegd. Installs what the tests need, idempotently; safe to run again.
 #   scripts/test.sh            everything
-#   QUICK=1 scripts/test.sh    skip the model checker and Miri
+#   QUICK=1 scripts/test.sh    skip the model checker, Miri, the cross-check and the interop tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +33,8 @@ if rustup target list --installed | grep -q aarch64-unknown-linux-gnu \
 else
     echo "the aarch64-unknown-linux-gnu target is not installable here; skipped"
 fi
+
+echo "== interop: files in MNE/edfio, filters against scipy, LSL, WebSocket clients, the UI in Chromium"
+scripts/setup-interop.sh
+cargo build -p eegd
+EEGD_BIN="$PWD/target/debug/eegd" .venv/bin/python -m pytest interop -q -p no:cacheprovider

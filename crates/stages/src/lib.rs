@@ -10,6 +10,7 @@ pub mod csv_sink;
 pub mod downsample;
 pub mod emulator;
 pub mod fft;
+pub mod file_source;
 pub mod filter;
 pub mod gain;
 pub mod notch;
@@ -27,6 +28,7 @@ pub const BUILT_IN: &[&str] = &[
     "downsample",
     "emulator",
     "fft",
+    "file_source",
     "gain",
     "highpass",
     "lowpass",

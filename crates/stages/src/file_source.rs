@@ -1,0 +1,529 @@
+//! `file_source`: replays a recording through the same graph as live data (DESIGN §5).
+//!
+//! CSV as written by `csv_sink`: header `timestamp,<label>…`, one row per sample, timestamps in
+//! seconds since the UNIX epoch. The rate comes from the timestamp spacing, the labels from the
+//! header, the timestamps from the file.
+//!
+//! **Timestamps.** A file keeps each sample's time only to its printed resolution (1 µs for
+//! six decimals), while a packet carries the exact time of its first sample and the rest follow
+//! at `1/rate`. So the source recovers the stream's clock: every row `k` of a regular stretch
+//! says the clock's origin `t0` lies in `[row_k − k/rate, row_k − k/rate + resolution)`; the
+//! intersection of those intervals holds every origin that reproduces every row exactly. Packets
+//! are stamped from the lowest such origin, so replaying a file and writing it again gives the
+//! same file. A row outside the interval (a gap, a clock jump) starts a new stretch and a new
+//! packet: the timestamps stay the file's.
+use pipeline::rt::{monotonic_ns, sleep_until_ns};
+use pipeline::stage::{BuildCx, ParamError};
+use pipeline::{Context, Header, Kind, Produce, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What the values of a CSV file are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Units {
+    /// Microvolts (what `csv_sink` writes after `to_voltage`).
+    #[default]
+    Uv,
+    /// Raw ADC counts (what `csv_sink` writes straight from a source).
+    Counts,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_gain() -> f64 {
+    24.0
+}
+fn d_vref() -> f64 {
+    crate::emulator::VREF
+}
+
+/// Parameters of `file_source`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSourceParams {
+    /// The recording to replay: a CSV file as written by `csv_sink`.
+    pub path: PathBuf,
+    /// Paced by the file's timestamps (default true), or as fast as the graph takes it.
+    #[serde(default = "d_true")]
+    pub realtime: bool,
+    /// Samples per packet; default rate / 250 (a packet every 4 ms).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 4096))]
+    pub batch: Option<usize>,
+    /// Start again from the beginning at the end of the file, with timestamps running on
+    /// (default false: the source ends, and the pipeline drains).
+    #[serde(default, rename = "loop")]
+    pub looping: bool,
+    /// CSV only: the values are `uv` (default) or raw `counts`.
+    #[serde(default)]
+    pub units: Units,
+    /// Samples per second; default: measured from the file's timestamps.
+    #[serde(default)]
+    #[schemars(range(min = 0.001, max = 1_000_000.0))]
+    pub rate: Option<f64>,
+    /// For `units: counts`: the PGA gain the counts were taken at (default 24).
+    #[serde(default = "d_gain")]
+    #[schemars(range(min = 1.0, max = 24.0))]
+    pub gain: f64,
+    /// For `units: counts`: the ADC reference in volts (default 4.5).
+    #[serde(default = "d_vref")]
+    #[schemars(range(min = 0.1, max = 10.0))]
+    pub vref: f64,
+}
+
+/// Rows read at build time to measure the rate.
+const RATE_PROBE_ROWS: usize = 4096;
+
+/// The longest single sleep while paced, so a stop is noticed promptly during a gap in a file.
+const MAX_SLEEP_NS: u64 = 100_000_000;
+
+/// Replays a CSV recording.
+pub struct FileSource {
+    path: PathBuf,
+    realtime: bool,
+    looping: bool,
+    kind: Kind,
+    batch: usize,
+    channels: usize,
+    rate: f64,
+    meta: Arc<StreamMeta>,
+    stream_id: u16,
+    reader: Option<csv::Reader<BufReader<File>>>,
+    record: csv::ByteRecord,
+    /// One packet's samples, channel-major with `batch` samples per channel (`f32` or `i32` bits).
+    staging: Vec<u32>,
+    /// A row read but not yet sent: it began a new stretch of the clock.
+    carry: Option<(i64, i64)>,
+    carry_values: Vec<u32>,
+    clock: ClockFit,
+    seq: u64,
+    /// Rows read so far (1-based line numbers in errors: row + 2).
+    rows: u64,
+    /// Added to the file's timestamps on each loop, so time runs on.
+    loop_offset_ns: i64,
+    /// The file's own first and latest timestamps, before any loop offset.
+    first_raw: Option<i64>,
+    last_raw: i64,
+    /// The first timestamp sent: the origin of the replay's pacing.
+    first_ts: Option<i64>,
+    start_mono: u64,
+    ended: bool,
+}
+
+/// The stream clock recovered from rounded timestamps (see the module doc).
+#[derive(Debug, Clone, Default)]
+struct ClockFit {
+    /// Rows in the current stretch.
+    k: u64,
+    /// The interval of origins consistent with every row of the stretch, ns.
+    lo: i64,
+    hi: i64,
+}
+
+impl ClockFit {
+    /// Offset of sample `k` from the origin, ns, rounded as `csv_sink` rounds it.
+    fn offset(k: u64, rate: f64) -> i64 {
+        (k as f64 * 1e9 / rate).round() as i64
+    }
+
+    /// Takes a row stamped `ts` (resolution `res` ns). Returns false when it does not fit the
+    /// current stretch; the caller then starts a new one with [`ClockFit::restart`].
+    fn admit(&mut self, ts: i64, res: i64, rate: f64) -> bool {
+        let off = Self::offset(self.k, rate);
+        let (lo, hi) = (ts - off, ts - off + res - 1);
+        if self.k == 0 {
+            (self.lo, self.hi) = (lo, hi);
+        } else {
+            let (nlo, nhi) = (self.lo.max(lo), self.hi.min(hi));
+            if nlo > nhi {
+                return false;
+            }
+            (self.lo, self.hi) = (nlo, nhi);
+        }
+        self.k += 1;
+        true
+    }
+
+    fn restart(&mut self) {
+        self.k = 0;
+    }
+
+    /// The timestamp of stretch sample `k`.
+    fn at(&self, k: u64, rate: f64) -> i64 {
+        self.lo + Self::offset(k, rate)
+    }
+}
+
+/// Parses `seconds[.fraction]` into ns since the epoch, exactly, and the printed resolution
+/// in ns (1000 for six decimals).
+fn parse_ts(field: &[u8]) -> Option<(i64, i64)> {
+    let s = std::str::from_utf8(field).ok()?.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = int.parse().ok()?;
+    let mut ns: i64 = 0;
+    for b in frac.bytes() {
+        ns = ns * 10 + (b - b'0') as i64;
+    }
+    let res = 10i64.pow(9 - frac.len() as u32);
+    let total = secs.checked_mul(1_000_000_000)?.checked_add(ns * res)?;
+    Some((if neg { -total } else { total }, res))
+}
+
+/// The rate of an ADS1299 or a whole number of Hz, if `measured` is that close to one; else
+/// `measured` itself.
+fn snap_rate(measured: f64) -> f64 {
+    for r in crate::emulator::RATES {
+        if (measured / r as f64 - 1.0).abs() < 0.01 {
+            return r as f64;
+        }
+    }
+    if (measured - measured.round()).abs() < 1e-3 * measured.max(1.0) {
+        return measured.round();
+    }
+    measured
+}
+
+/// What the build learns from the head of a file.
+struct Probe {
+    labels: Vec<String>,
+    rate: f64,
+}
+
+fn open(path: &Path) -> Result<csv::Reader<BufReader<File>>, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    Ok(csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(BufReader::new(f)))
+}
+
+fn probe(path: &Path, rate: Option<f64>) -> Result<Probe, String> {
+    let mut r = open(path)?;
+    let headers = r.headers().map_err(|e| format!("`{}`: {e}", path.display()))?.clone();
+    if headers.get(0).map(str::trim) != Some("timestamp") {
+        return Err(format!(
+            "`{}` is not a CSV recording: its first column is not `timestamp`",
+            path.display()
+        ));
+    }
+    if headers.get(1).map(str::trim) == Some("channel") {
+        return Err(format!(
+            "`{}` holds spectra or band powers (`timestamp,channel,…`); only time series can be replayed",
+            path.display()
+        ));
+    }
+    let labels: Vec<String> = headers.iter().skip(1).map(|s| s.trim().to_string()).collect();
+    if labels.is_empty() {
+        return Err(format!("`{}` has no channel columns", path.display()));
+    }
+    if let Some(rate) = rate {
+        return Ok(Probe { labels, rate });
+    }
+    let mut rec = csv::ByteRecord::new();
+    let (mut first, mut last, mut n) = (0i64, 0i64, 0usize);
+    while n < RATE_PROBE_ROWS
+        && r.read_byte_record(&mut rec).map_err(|e| format!("`{}`: {e}", path.display()))?
+    {
+        let (ts, _) = parse_ts(rec.get(0).unwrap_or_default())
+            .ok_or_else(|| format!("`{}`: row {}: bad timestamp", path.display(), n + 1))?;
+        if n == 0 {
+            first = ts;
+        }
+        last = ts;
+        n += 1;
+    }
+    if n < 2 || last <= first {
+        return Err(format!(
+            "`{}`: cannot tell the sample rate from fewer than two distinct timestamps; give `rate`",
+            path.display()
+        ));
+    }
+    Ok(Probe { labels, rate: snap_rate((n - 1) as f64 * 1e9 / (last - first) as f64) })
+}
+
+impl FileSource {
+    fn err(&self, msg: impl std::fmt::Display) -> StageError {
+        StageError::msg(format!("{}: line {}: {msg}", self.path.display(), self.rows + 1))
+    }
+
+    /// Parses the current record's values into `dst[c * stride]`.
+    fn parse_values(&self, dst: &mut [u32], stride: usize) -> Result<(), StageError> {
+        if self.record.len() != self.channels + 1 {
+            return Err(self.err(format!("{} columns, expected {}", self.record.len(), self.channels + 1)));
+        }
+        for c in 0..self.channels {
+            let field = std::str::from_utf8(&self.record[c + 1]).map_err(|_| self.err("not UTF-8"))?.trim();
+            dst[c * stride] = match self.kind {
+                Kind::Raw => {
+                    field.parse::<i32>().map_err(|_| self.err(format!("bad count `{field}`")))? as u32
+                }
+                _ => field.parse::<f32>().map_err(|_| self.err(format!("bad value `{field}`")))?.to_bits(),
+            };
+        }
+        Ok(())
+    }
+
+    /// Reads the next row into `self.record` and returns its timestamp (with the loop offset)
+    /// and resolution; at the end of the file, loops or returns `None`.
+    fn next_row(&mut self) -> Result<Option<(i64, i64)>, StageError> {
+        loop {
+            let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+            if reader.read_byte_record(&mut self.record).map_err(|e| self.err(e))? {
+                self.rows += 1;
+                let (raw, res) = parse_ts(self.record.get(0).unwrap_or_default())
+                    .ok_or_else(|| self.err("bad timestamp"))?;
+                self.first_raw.get_or_insert(raw);
+                self.last_raw = raw;
+                return Ok(Some((raw + self.loop_offset_ns, res)));
+            }
+            if !self.looping || self.first_raw.is_none() {
+                self.reader = None;
+                return Ok(None);
+            }
+            // From the top, one sample period after the last row, so the clock runs on.
+            let span = self.last_raw - self.first_raw.unwrap_or(0) + ClockFit::offset(1, self.rate);
+            self.loop_offset_ns += span;
+            self.rows = 0;
+            let mut r = open(&self.path).map_err(StageError::msg)?;
+            r.headers().map_err(|e| self.err(e))?;
+            self.reader = Some(r);
+        }
+    }
+
+    /// Fills one packet: up to `batch` rows of one stretch of the clock. Returns the rows read
+    /// and the stretch index of the first.
+    fn fill(&mut self) -> Result<(usize, u64), StageError> {
+        let mut n = 0;
+        let mut k0 = self.clock.k;
+        let mut staging = std::mem::take(&mut self.staging);
+        let result = (|| {
+            if let Some((ts, res)) = self.carry.take() {
+                self.clock.restart();
+                k0 = 0;
+                let admitted = self.clock.admit(ts, res, self.rate);
+                debug_assert!(admitted);
+                for c in 0..self.channels {
+                    staging[c * self.batch] = self.carry_values[c];
+                }
+                n = 1;
+            }
+            while n < self.batch {
+                let Some((ts, res)) = self.next_row()? else { break };
+                if !self.clock.admit(ts, res, self.rate) {
+                    if n == 0 {
+                        // The packet starts the new stretch.
+                        self.clock.restart();
+                        k0 = 0;
+                        self.clock.admit(ts, res, self.rate);
+                    } else {
+                        // The row belongs to the next packet.
+                        let mut carry = std::mem::take(&mut self.carry_values);
+                        self.parse_values(&mut carry, 1)?;
+                        self.carry_values = carry;
+                        self.carry = Some((ts, res));
+                        break;
+                    }
+                }
+                self.parse_values(&mut staging[n..], self.batch)?;
+                n += 1;
+            }
+            Ok(())
+        })();
+        self.staging = staging;
+        result.map(|()| (n, k0))
+    }
+
+    fn wait_until(&self, deadline: u64, cx: &Context<'_>) {
+        loop {
+            let now = monotonic_ns();
+            if now >= deadline || cx.stopping() {
+                return;
+            }
+            sleep_until_ns(deadline.min(now + MAX_SLEEP_NS));
+        }
+    }
+}
+
+impl Stage for FileSource {
+    fn start(&mut self) -> Result<(), StageError> {
+        let mut r = open(&self.path).map_err(StageError::msg)?;
+        r.headers().map_err(|e| self.err(e))?;
+        self.reader = Some(r);
+        Ok(())
+    }
+
+    fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
+        if self.ended {
+            return Ok(Produce::End);
+        }
+        let (n, k0) = self.fill()?;
+        if n == 0 {
+            self.ended = true;
+            return Ok(Produce::End);
+        }
+        let ts = self.clock.at(k0, self.rate);
+        if self.realtime {
+            // Paced by the file's clock: the packet is due when its last sample is.
+            let first = *self.first_ts.get_or_insert(ts);
+            if self.start_mono == 0 {
+                self.start_mono = monotonic_ns();
+            }
+            let last = self.clock.at(k0 + n as u64 - 1, self.rate);
+            self.wait_until(self.start_mono + (last - first).max(0) as u64, cx);
+        }
+        let header = Header {
+            stream_id: self.stream_id,
+            kind: self.kind,
+            seq: self.seq,
+            timestamp_ns: ts,
+            rate: self.rate,
+            channels: self.channels as u32,
+            samples: n as u32,
+            ready_ns: 0,
+            meta: self.meta.clone(),
+        };
+        self.seq += 1;
+        let Ok(mut pkt) = cx.alloc(header) else {
+            // The graph could not keep up with an unpaced replay only if a queue dropped; a
+            // pool exhausted here is counted like a device's lost samples.
+            cx.count_drop(1);
+            return Ok(Produce::Ready);
+        };
+        {
+            let mut m = pkt.make_mut()?;
+            let out = m.words_mut();
+            for c in 0..self.channels {
+                out[c * n..(c + 1) * n].copy_from_slice(&self.staging[c * self.batch..c * self.batch + n]);
+            }
+            m.header_mut().ready_ns = monotonic_ns();
+        }
+        cx.emit(pkt);
+        Ok(Produce::Ready)
+    }
+}
+
+impl StageType for FileSource {
+    type Params = FileSourceParams;
+    const NAME: &'static str = "file_source";
+    const ROLE: Role = Role::Source;
+    const ACCEPTS: &'static [Kind] = &[];
+    const DOC: &'static str =
+        "Replays a recording (CSV as written by `csv_sink`) through the graph. The rate \
+        comes from the file's timestamps, the labels from its header, the timestamps from the file; \
+        `realtime: false` replays as fast as the graph takes it.\n\n\
+        Inputs: none. Outputs: voltage (uV), or raw counts with `units: counts`.";
+    const EXAMPLE: &'static str =
+        "stages:\n  - file_source: { path: /tmp/eegd-example.csv, realtime: false }\n  \
+        - bandpass: { low_hz: 1, high_hz: 40 }\n  - null_sink: {}\n";
+
+    fn check(p: &Self::Params) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        if p.units == Units::Uv && p.gain != d_gain() {
+            e.push(ParamError::new("gain", "applies only to `units: counts`"));
+        }
+        e
+    }
+
+    fn build(
+        p: &Self::Params,
+        _: &[StreamInfo],
+        cx: &BuildCx<'_>,
+    ) -> Result<(Self, Option<StreamInfo>), ParamError> {
+        let probe = probe(&p.path, p.rate).map_err(|m| ParamError::new("path", m))?;
+        let channels = probe.labels.len();
+        let batch = p.batch.unwrap_or((probe.rate / 250.0).round() as usize).max(1);
+        let (kind, units) = match p.units {
+            Units::Uv => (Kind::Voltage, "uV"),
+            Units::Counts => (Kind::Raw, "counts"),
+        };
+        let meta = Arc::new(StreamMeta {
+            stream_id: cx.stream_id,
+            labels: probe.labels,
+            units: units.into(),
+            gains: vec![p.gain; channels],
+            vref: p.vref,
+            sensor_id: p.path.display().to_string(),
+            ..Default::default()
+        });
+        let out = StreamInfo { kind, rate: probe.rate, channels, max_samples: batch, meta: meta.clone() };
+        Ok((
+            FileSource {
+                path: p.path.clone(),
+                realtime: p.realtime,
+                looping: p.looping,
+                kind,
+                batch,
+                channels,
+                rate: probe.rate,
+                meta,
+                stream_id: cx.stream_id,
+                reader: None,
+                record: csv::ByteRecord::with_capacity(64 * (channels + 1), channels + 1),
+                staging: vec![0; channels * batch],
+                carry: None,
+                carry_values: vec![0; channels],
+                clock: ClockFit::default(),
+                seq: 0,
+                rows: 0,
+                loop_offset_ns: 0,
+                first_raw: None,
+                last_raw: 0,
+                first_ts: None,
+                start_mono: 0,
+                ended: false,
+            },
+            Some(out),
+        ))
+    }
+}
+
+pipeline::register_stage!(FileSource);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_timestamps_exactly_with_their_resolution() {
+        assert_eq!(parse_ts(b"1700000000.123456"), Some((1_700_000_000_123_456_000, 1000)));
+        assert_eq!(parse_ts(b"2.5"), Some((2_500_000_000, 100_000_000)));
+        assert_eq!(parse_ts(b"7"), Some((7_000_000_000, 1_000_000_000)));
+        assert_eq!(parse_ts(b"-1.000001"), Some((-1_000_001_000, 1000)));
+        assert_eq!(parse_ts(b"1.2x"), None);
+        assert_eq!(parse_ts(b""), None);
+    }
+
+    #[test]
+    fn snaps_measured_rates_to_the_chip_or_whole_hertz() {
+        assert_eq!(snap_rate(15_990.0), 16_000.0);
+        assert_eq!(snap_rate(250.4), 250.0);
+        assert_eq!(snap_rate(128.0001), 128.0);
+        assert_eq!(snap_rate(33.3), 33.3);
+    }
+
+    #[test]
+    fn clock_fit_recovers_an_origin_that_reproduces_every_row() {
+        // 16 kSPS: 62.5 µs steps printed to 1 µs alternate 62 and 63.
+        let origin = 1_000_123_456_789i64;
+        let mut fit = ClockFit::default();
+        for k in 0..100u64 {
+            let ts = (origin + k as i64 * 62_500) / 1000 * 1000;
+            assert!(fit.admit(ts, 1000, 16_000.0));
+        }
+        for k in 0..100u64 {
+            assert_eq!(fit.at(k, 16_000.0) / 1000, (origin + k as i64 * 62_500) / 1000);
+        }
+        // A row 1 ms late does not fit: a new stretch begins there.
+        assert!(!fit.admit((origin + 100 * 62_500 + 1_000_000) / 1000 * 1000, 1000, 16_000.0));
+    }
+}
