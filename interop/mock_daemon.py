@@ -75,6 +75,11 @@ def load_catalogue() -> list[dict]:
     ]
 
 
+def iso(ns: int) -> str:
+    """RFC 3339 with milliseconds, UTC."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000 // 1_000_000:03d}Z"
+
+
 def frame(kind: int, rate: float, seq: int, ts_ns: int, data: np.ndarray) -> bytes:
     """One binary data frame: `EEGD`, version 1, kind, channels, samples, rate, seq, timestamp, f32s."""
     ch, n = data.shape
@@ -96,6 +101,7 @@ class Mock:
         self.state = "stopped"
         self.stages: list[dict] = []
         self.config: dict = {}
+        self.tree: dict = {}
         pre = copy.deepcopy(PRESETS["default"])
         if channels or rate:
             emu = pre["stages"][0]["emulator"]
@@ -129,7 +135,8 @@ class Mock:
             names.add(name)
             stages.append({"name": name, "type": typ, "params": params, "inputs": inputs,
                            "packets_in": 0, "packets_out": 0, "drops": 0, "errors": 0})
-        self.config, self.stages, self.state = cfg, stages, "running"
+        self.tree, self.stages, self.state = cfg, stages, "running"
+        self.config = {"name": "request", "source": json.dumps(cfg, indent=1), "tree": cfg}
         self.t0_ns, self.sent = time.time_ns(), 0
         self.spec_next = self.t0_ns
         return None
@@ -188,8 +195,9 @@ class Mock:
         out = []
         for s in self.stages:
             item = {k: s[k] for k in ("name", "type", "params", "inputs", "packets_in", "packets_out", "drops", "errors")}
-            item.update(locked=s["name"] in locked, state="running" if self.state == "running" else "stopped",
-                        group="acquire", process_us={"p50": 3, "p99": 9, "p999": 14, "max": 20, "mean": 3.5})
+            item.update(locked=s["name"] in locked, locked_by="recorder" if s["name"] in locked else None,
+                        state="running" if self.state == "running" else "stopped", group="acquire",
+                        packets=s["packets_out"], process_us={"p50": 3, "p99": 9, "p999": 14, "max": 20, "mean": 3.5})
             if s["type"] in ("emulator", "to_voltage", "notch", "bandpass"):
                 item["output"] = {"kind": "voltage" if s["type"] != "emulator" else "raw", "rate": rate,
                                   "channels": len(self.labels()), "labels": self.labels(),
@@ -198,11 +206,24 @@ class Mock:
         rec = None
         if self.recording:
             r = self.recording
-            rec = {"session": r["session"], "participant": r["participant"], "format": r["format"],
-                   "started_ns": r["started_ns"], "bytes": self.rec_bytes(), "input": self.record_input()}
-        return {"state": self.state, "config": self.config, "stages": out, "error": None,
-                "latency_us": {"p50": 41, "p99": 87, "p999": 120, "max": 300},
-                "cpu_percent": 7.5, "recording": rec}
+            out.append({"name": "recorder", "type": f"{r['format']}_sink", "inputs": [self.record_input()],
+                        "params": {"path": r["data_file"]}, "locked": True, "locked_by": "recorder",
+                        "packets_in": 0, "packets_out": 0, "drops": 0, "errors": 0})
+            rec = {"session": r["session"], "path": r["session"], "data_file": r["data_file"], "format": r["format"],
+                   "started_at": iso(r["started_ns"]),
+                   "bytes": self.rec_bytes()}
+        return {"state": self.state, "error": None, "config": self.config, "stages": out, "recording": rec}
+
+    def metrics(self) -> str:
+        """Prometheus text: a latency histogram and the process's CPU time."""
+        bounds = [10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 1.0]
+        n = self.sent // 16
+        cum = [0, int(0.2 * n), int(0.9 * n), int(0.995 * n), n, n]
+        lines = [f'eegd_latency_seconds_bucket{{le="{b}"}} {c}' for b, c in zip(bounds, cum)]
+        lines.append(f'eegd_latency_seconds_bucket{{le="+Inf"}} {n}')
+        cpu = os.times()
+        lines.append(f"process_cpu_seconds_total {cpu.user + cpu.system}")
+        return "\n".join(lines) + "\n"
 
     def rec_bytes(self) -> int:
         r = self.recording
@@ -215,7 +236,7 @@ class Mock:
         k = np.arange(ch)[:, None]
         alpha = 20 * np.sin(2 * math.pi * (9.5 + 0.15 * k) * t + k) * (0.6 + 0.4 * np.sin(2 * math.pi * 0.1 * t + k))
         slow = 15 * np.sin(2 * math.pi * 1.3 * t + 0.7 * k)
-        noise = self.rng.normal(0, 4, (ch, n))
+        noise = self.rng.normal(0, 1.5, (ch, n))
         x = alpha + slow + noise
         # a blink on the frontal channels every 4 s
         ph = (t % 4.0) - 2.0
@@ -273,7 +294,7 @@ class Mock:
                 self.control.discard(ws)
 
     # --- HTTP -----------------------------------------------------------------------------------
-    async def handle_api(self, method: str, path: str, body: bytes) -> tuple[int, object]:
+    async def handle_api(self, method: str, path: str, body: bytes, query: str = "") -> tuple[int, object]:
         def parse():
             return json.loads(body or b"{}")
 
@@ -284,12 +305,16 @@ class Mock:
         if method == "GET" and path == "/api/stages":
             return 200, self.catalogue
         if method == "GET" and path == "/api/presets":
-            return 200, sorted(PRESETS)
+            return 200, [{"name": k, "description": "The default pipeline.", "source": json.dumps(v)}
+                         for k, v in sorted(PRESETS.items())]
         if method == "POST" and path == "/api/pipeline/start":
             try:
                 cfg = parse()
             except json.JSONDecodeError as e:
                 return 400, {"error": f"line {e.lineno}, column {e.colno}: {e.msg}"}
+            preset = parse_qs(query).get("preset", [None])[0]
+            if preset:
+                cfg = {"preset": preset}
             if "preset" in cfg:
                 if cfg["preset"] not in PRESETS:
                     return 404, {"error": f"no preset `{cfg['preset']}`"}
@@ -341,7 +366,8 @@ class Mock:
                 return 400, {"error": f"unknown format `{fmt}`"}
             session = time.strftime("%Y%m%dT%H%M%S") + f"-{int(time.time_ns() % 1e6):06d}"
             self.recording = {"session": session, "participant": req.get("participant", ""),
-                              "notes": req.get("notes", ""), "format": fmt, "started_ns": time.time_ns()}
+                              "notes": req.get("notes", ""), "format": fmt, "started_ns": time.time_ns(),
+                              "data_file": f"data.{fmt}"}
             self.markers = []
             await self.push_control({"event": "recording", "active": True, "session": session})
             return 200, {"session": session}
@@ -349,8 +375,8 @@ class Mock:
             if not self.recording:
                 return 409, {"error": "not recording"}
             folder = self.stop_recording()
-            await self.push_control({"event": "recording", "active": False})
-            return 200, {"session": folder.name, "path": str(folder)}
+            await self.push_control({"event": "recording", "recording": None})
+            return 200, json.loads((folder / "session_meta.json").read_text())
         if method == "GET" and path == "/api/recordings":
             out = []
             for d in sorted(self.data_dir.iterdir(), reverse=True):
@@ -358,9 +384,7 @@ class Mock:
                 if not meta_p.exists():
                     continue
                 meta = json.loads(meta_p.read_text())
-                files = [{"name": f.name, "bytes": f.stat().st_size, "url": f"/api/recordings/{d.name}/{f.name}"}
-                         for f in sorted(d.iterdir())]
-                out.append({**meta, "session": d.name, "files": files})
+                out.append({**meta, "path": d.name, "bytes": (d / meta["data_file"]).stat().st_size})
             return 200, out
         if method == "POST" and path == "/api/markers":
             m = parse()
@@ -375,11 +399,12 @@ class Mock:
         folder = self.data_dir / r["session"]
         folder.mkdir()
         secs = (time.time_ns() - r["started_ns"]) / 1e9
-        meta = {"participant": r["participant"], "notes": r["notes"], "format": r["format"],
-                "started_ns": r["started_ns"], "duration_s": round(secs, 3), "markers": self.markers}
+        meta = {"session": r["session"], "participant": r["participant"], "notes": r["notes"], "format": r["format"],
+                "data_file": r["data_file"], "started_at": iso(r["started_ns"]),
+                "stopped_at": iso(r["started_ns"] + int(secs * 1e9)), "markers": self.markers}
         (folder / "session_meta.json").write_text(json.dumps(meta, indent=1))
         (folder / "pipeline.yaml").write_text(json.dumps(self.config, indent=1))
-        (folder / f"data.{r['format']}").write_bytes(b"\0" * 1024)
+        (folder / r["data_file"]).write_bytes(b"\0" * 1024)
         return folder
 
     async def serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -400,7 +425,7 @@ class Mock:
                 if headers.get("Upgrade", "").lower() == "websocket":
                     await self.serve_ws(Request(target, headers), url, reader, writer)
                     return
-                status, ctype, payload, extra = self.route(method, url.path, body)
+                status, ctype, payload, extra = self.route(method, url.path, url.query, body)
                 if asyncio.iscoroutine(status):
                     status, payload = await status
                     ctype, payload = "application/json", json.dumps(payload).encode()
@@ -413,14 +438,16 @@ class Mock:
         finally:
             writer.close()
 
-    def route(self, method: str, path: str, body: bytes):
+    def route(self, method: str, path: str, query: str, body: bytes):
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4", self.metrics().encode(), ""
         if path.startswith("/api/recordings/") and method == "GET":
             rel = unquote(path[len("/api/recordings/"):])
             f = (self.data_dir / rel).resolve()
             if self.data_dir.resolve() in f.parents and f.is_file():
                 return 200, "application/octet-stream", f.read_bytes(), f"Content-Disposition: attachment; filename=\"{f.name}\"\r\n"
         if path.startswith("/api/"):
-            return self.handle_api(method, path, body), None, None, ""
+            return self.handle_api(method, path, body, query), None, None, ""
         rel = "index.html" if path == "/" else path.lstrip("/")
         f = (UI / rel).resolve()
         if method == "GET" and (UI.resolve() in f.parents) and f.is_file():

@@ -9,7 +9,6 @@ the browser is Debian's, never a downloaded one). Skipped when Chromium is missi
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -56,25 +55,43 @@ def pipeline(channels: int, rate: int) -> dict:
     ]}
 
 
-class Server:
-    """The daemon under test on a free loopback port, which can be killed and started again."""
+def has_serve(exe: Path) -> bool:
+    """Whether this `eegd` has the daemon (`eegd serve`)."""
+    r = subprocess.run([str(exe), "serve", "--help"], capture_output=True, timeout=30)
+    return r.returncode == 0
 
-    def __init__(self, data_dir: Path):
+
+class Server:
+    """The daemon under test on a free loopback port, which can be killed and started again.
+
+    `eegd serve` when the binary has it; otherwise interop/mock_daemon.py, which speaks the same API.
+    """
+
+    def __init__(self, exe: Path, data_dir: Path):
+        self.exe = exe
+        self.real = has_serve(exe)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
+        if self.real:
+            return [str(self.exe), "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
         return [sys.executable, str(ROOT / "interop" / "mock_daemon.py"),
                 "--port", str(self.port), "--data-dir", str(self.data_dir)]
 
     def start(self):
-        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {**os.environ, "EEGD_BIN": str(self.exe)}
+        self.log = self.data_dir.parent / "server.log"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), cwd=self.data_dir.parent, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode(errors='replace')}")
+                raise RuntimeError(f"server exited:\n{self.log.read_text(errors='replace')[-4000:]}")
             try:
                 if requests.get(f"{self.url}/api/health", timeout=1).ok:
                     return
@@ -94,8 +111,8 @@ class Server:
 
 
 @pytest.fixture()
-def server(tmp_path):
-    s = Server(tmp_path / "data")
+def server(eegd_bin, tmp_path):
+    s = Server(eegd_bin, tmp_path / "data")
     s.start()
     yield s
     s.kill()
@@ -257,7 +274,7 @@ def test_disconnect_then_live_again(page, server):
 
 
 def test_screenshot_for_readme(page):
-    page.wait_for_timeout(4000)  # fill most of the window and let the spectrum settle
+    page.wait_for_timeout(10500)  # fill the 10 s window and let the spectrum settle
     out = ROOT / "docs" / "screenshot.png"
     out.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(out))

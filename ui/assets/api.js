@@ -35,6 +35,8 @@ export const api = {
   stages: () => request('GET', '/api/stages'),
   presets: () => request('GET', '/api/presets'),
   start: (body, contentType) => request('POST', '/api/pipeline/start', body, contentType),
+  // The preset goes both in the query and in the body, the two ways a daemon may read it.
+  startPreset: name => request('POST', `/api/pipeline/start?preset=${encodeURIComponent(name)}`, { preset: name }),
   stop: () => request('POST', '/api/pipeline/stop'),
   patchParams: (stage, patch) => request('PATCH', `/api/stages/${encodeURIComponent(stage)}/params`, patch),
   recordStart: body => request('POST', '/api/recording/start', body),

@@ -155,6 +155,51 @@ function labelsFor(p, topic) {
   return Array.isArray(p.labels) ? p.labels : [];
 }
 
+// Latency and CPU from `GET /metrics` when `/api/pipeline` does not carry them: p99 of the newest
+// scrape interval from any `eegd_*latency*_bucket` histogram (seconds), CPU from a `*cpu_seconds_total`
+// counter or a `*cpu_percent` gauge.
+const scraped = { at: 0, buckets: null, cpu: null, latencyP99Us: undefined, cpuPercent: undefined };
+async function scrapeMetrics() {
+  const now = performance.now();
+  if (now - scraped.at < 2000) return;
+  scraped.at = now;
+  let text;
+  try {
+    const res = await fetch('/metrics', { cache: 'no-store' });
+    if (!res.ok) return;
+    text = await res.text();
+  } catch { return; }
+  const buckets = new Map();
+  let cpuSeconds, cpuPercent;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    let m = line.match(/^eegd_\w*latency\w*_bucket\{.*le="([^"]+)".*\}\s+(\S+)/);
+    if (m) { const le = m[1] === '+Inf' ? Infinity : Number(m[1]); buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2])); continue; }
+    m = line.match(/^\w*cpu_seconds_total(?:\{[^}]*\})?\s+(\S+)/);
+    if (m) { cpuSeconds = Number(m[1]); continue; }
+    m = line.match(/^eegd_\w*cpu_percent(?:\{[^}]*\})?\s+(\S+)/);
+    if (m) cpuPercent = Number(m[1]);
+  }
+  if (buckets.size) {
+    const les = [...buckets.keys()].sort((a, b) => a - b);
+    const prev = scraped.buckets;
+    const cum = les.map(le => buckets.get(le) - (prev?.get(le) ?? 0));
+    const total = cum[cum.length - 1];
+    const use = total > 0 ? cum : les.map(le => buckets.get(le));
+    const n = use[use.length - 1];
+    if (n > 0) {
+      const i = use.findIndex(c => c >= 0.99 * n);
+      scraped.latencyP99Us = isFinite(les[i]) ? les[i] * 1e6 : undefined;
+    }
+    scraped.buckets = buckets;
+  }
+  if (cpuPercent !== undefined) scraped.cpuPercent = cpuPercent;
+  else if (cpuSeconds !== undefined) {
+    if (scraped.cpu) scraped.cpuPercent = (100 * (cpuSeconds - scraped.cpu.s)) / ((now - scraped.cpu.t) / 1000);
+    scraped.cpu = { s: cpuSeconds, t: now };
+  }
+}
+
 function applyPipeline(p) {
   pipeline = p;
   const state = typeof p.state === 'string' ? p.state : p.state?.state ?? 'unknown';
@@ -184,11 +229,12 @@ function applyPipeline(p) {
   const rate = traces.rate || emu?.output?.rate || emu?.params?.rate;
   $('st-rate').textContent = rate ? `${rate} SPS` : '—';
   $('st-channels').textContent = traces.channels || emu?.output?.channels || emu?.params?.channels || '—';
-  const p99 = p.latency_us?.p99 ?? p.metrics?.latency_us?.p99;
+  const p99 = p.latency_us?.p99 ?? p.metrics?.latency_us?.p99 ?? scraped.latencyP99Us;
   $('st-latency').textContent = p99 === undefined ? '—' : p99 >= 1000 ? `${(p99 / 1000).toFixed(1)} ms` : `${Math.round(p99)} µs`;
   const drops = (p.stages ?? []).reduce((a, s) => a + Number(s.drops ?? 0), 0);
   $('st-drops').textContent = String(drops);
-  const cpu = p.cpu_percent ?? p.metrics?.cpu_percent;
+  const cpu = p.cpu_percent ?? p.metrics?.cpu_percent ?? scraped.cpuPercent;
+  if (p.latency_us === undefined || p.cpu_percent === undefined) scrapeMetrics();
   $('st-cpu').textContent = cpu === undefined ? '—' : `${Number(cpu).toFixed(1)} %`;
 }
 
@@ -199,7 +245,11 @@ async function reloadStatic() {
     if (!Array.isArray(presets)) presets = presets?.presets ?? [];
     const sel = $('preset');
     const keep = sel.value;
-    sel.replaceChildren(...presets.map(x => (typeof x === 'string' ? x : x.name)).map(n => new Option(n, n)));
+    sel.replaceChildren(...presets.map(x => {
+      const o = typeof x === 'string' ? new Option(x, x) : new Option(x.name, x.name);
+      if (x.description) o.title = x.description;
+      return o;
+    }));
     if (keep && [...sel.options].some(o => o.value === keep)) sel.value = keep;
   } catch { /* no presets: the select stays empty */ }
   recording.refreshSessions();
@@ -220,7 +270,7 @@ async function run(action, what) {
 
 $('pipeline-start').addEventListener('click', () => {
   const preset = $('preset').value;
-  run(() => api.start(preset ? { preset } : {}), `Starting ${preset || 'the pipeline'}`);
+  run(() => api.startPreset(preset), `Starting ${preset || 'the pipeline'}`);
 });
 $('pipeline-stop').addEventListener('click', () => run(() => api.stop(), 'Stopping the pipeline'));
 $('pipeline-file').addEventListener('change', async e => {

@@ -232,9 +232,9 @@ export class ParamEditor {
   lockReason(s) {
     if (!s?.locked) return '';
     const rec = this.pipeline?.recording;
-    const by = rec?.session ? ` (session ${rec.session})` : '';
-    const input = rec?.input ? `\`${rec.input}\`` : 'the recording input';
-    return `Locked while recording${by}: ${input} and every stage upstream of it keep their parameters until the recording stops.`;
+    const session = rec?.session ? ` (session ${rec.session})` : '';
+    const by = s.locked_by && s.locked_by !== s.name ? `the recorder \`${s.locked_by}\`` : 'the recording';
+    return `Locked while recording${session}: this stage feeds ${by}, so it keeps its parameters until the recording stops.`;
   }
 
   render() {

@@ -148,16 +148,21 @@ export class RecordingPanel {
       title.textContent = name;
       const who = document.createElement('span');
       who.className = 'dim';
-      const dur = pick(s, 'duration_s', 'seconds');
+      let dur = pick(s, 'duration_s', 'seconds');
+      if (dur === undefined && s.started_at && s.stopped_at) dur = (Date.parse(s.stopped_at) - Date.parse(s.started_at)) / 1000;
       const participant = pick(s, 'participant') ?? pick(s.meta ?? {}, 'participant');
       who.textContent = [participant, dur !== undefined ? formatDuration(Number(dur)) : null].filter(Boolean).join(' · ');
       head.append(title, who);
       const files = document.createElement('div');
       files.className = 's-files';
-      for (const f of pick(s, 'files') ?? []) {
+      const dir = pick(s, 'session', 'path') ?? name;
+      // Without a file list, the files every session folder has (DESIGN §7).
+      const fileList = pick(s, 'files') ?? [pick(s, 'data_file'), 'session_meta.json', 'pipeline.yaml'].filter(Boolean)
+        .map(f => ({ name: f, bytes: f === s.data_file ? s.bytes : undefined }));
+      for (const f of fileList) {
         const fname = typeof f === 'string' ? f : pick(f, 'name', 'file', 'path');
         const a = document.createElement('a');
-        a.href = (typeof f === 'object' && pick(f, 'url', 'href')) || `/api/recordings/${encodeURIComponent(name)}/${encodeURIComponent(fname)}`;
+        a.href = (typeof f === 'object' && pick(f, 'url', 'href')) || `/api/recordings/${dir.split('/').map(encodeURIComponent).join('/')}/${encodeURIComponent(fname)}`;
         a.download = fname;
         const bytes = typeof f === 'object' ? pick(f, 'bytes', 'size') : undefined;
         a.textContent = bytes !== undefined ? `${fname} (${formatBytes(Number(bytes))})` : fname;

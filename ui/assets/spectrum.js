@@ -87,8 +87,6 @@ export class SpectrumView {
       g.beginPath(); g.moveTo(x, T); g.lineTo(x, T + ph); g.stroke();
       g.fillText(`${f}`, x, T + ph + 4 * dpr);
     }
-    g.textAlign = 'right';
-    g.fillText('Hz', L - 4 * dpr, T + ph + 4 * dpr);
 
     g.save();
     g.beginPath(); g.rect(L, T, pw, ph); g.clip();
@@ -115,7 +113,7 @@ export class SpectrumView {
       g.stroke();
     }
     g.restore();
-    if (this.info) this.info.textContent = `µV²/Hz · ${df.toFixed(2)} Hz bins${vis.length > 1 ? ' · white: mean' : ''}`;
+    if (this.info) this.info.textContent = `µV²/Hz against Hz · ${df.toFixed(2)} Hz bins${vis.length > 1 ? ' · white: mean' : ''}`;
   }
 }
 
