@@ -253,15 +253,25 @@ def test_recording_from_page_creates_session_and_locks_params(page, server):
     folder = next(server.data_dir.iterdir())
     assert (folder / "session_meta.json").exists()
 
-    # the download links fetch the session's files
-    link = page.locator(f'#sessions li[data-session="{name}"] a').first
-    with page.expect_download() as dl:
-        link.click()
-    assert Path(dl.value.path()).stat().st_size > 0
-
     # after the recording the lock is gone
     select_stage(page, "emulator")
     page.wait_for_function("!document.querySelector('#editor [data-param]').disabled")
+
+
+def test_session_download_links(page, server):
+    """Each past session lists its files, and the links download them."""
+    assert server.api("POST", "/api/recording/start", json={"participant": "P-dl"}).ok
+    time.sleep(1.0)
+    assert server.api("POST", "/api/recording/stop").ok
+    page.click("#sessions-refresh")
+    links = page.locator("#sessions li[data-session] a")
+    links.first.wait_for()
+    names = [links.nth(i).get_attribute("download") for i in range(links.count())]
+    assert "session_meta.json" in names
+    for i in range(links.count()):
+        with page.expect_download() as dl:
+            links.nth(i).click()
+        assert Path(dl.value.path()).stat().st_size > 0, names[i]
 
 
 def test_disconnect_then_live_again(page, server):

@@ -216,7 +216,7 @@ function applyPipeline(p) {
 
   traces.setLabels(labelsFor(p, 'eeg'));
   const bp = (p.stages ?? []).find(s => s.type === 'band_power');
-  if (bp) bands.setBands(bp.params?.bands);
+  if (bp) bands.setBands(bp.params?.bands ?? bp.output?.bands);
   graph.update(p);
   if (!graph.selected) {
     const first = (p.stages ?? []).find(s => s.type === 'bandpass') ?? (p.stages ?? [])[0];
@@ -356,7 +356,8 @@ function frame(now) {
     perf.fps = (fpsFrames * 1000) / (now - fpsSince);
     const fps = (counters.frames - framesSince) * 1000 / (now - fpsSince);
     $('st-fps').textContent = `${perf.fps.toFixed(0)} fps`;
-    $('st-frames').textContent = `${fps.toFixed(0)}/s${counters.lost ? ` · ${counters.lost} lost` : ''}`;
+    $('st-frames').textContent = `${fps.toFixed(0)}/s${counters.lost ? ` · ${counters.lost} skipped` : ''}`;
+    $('st-frames').classList.toggle('warn', counters.lost > 0);
     fpsFrames = 0; fpsSince = now; framesSince = counters.frames;
     if (traces.rate) $('st-rate').textContent = `${traces.rate} SPS`;
     if (traces.channels) $('st-channels').textContent = String(traces.channels);

@@ -134,6 +134,7 @@ export class BandsView {
 
   setBands(bands) {
     if (!Array.isArray(bands) || !bands.length) bands = DEFAULT_BANDS;
+    bands = bands.map(b => (typeof b === 'string' ? { name: b } : Array.isArray(b) ? { name: b[0], low_hz: b[1], high_hz: b[2] } : b));
     if (JSON.stringify(bands) === JSON.stringify(this.bands)) return;
     this.bands = bands;
     this.build();
@@ -144,7 +145,7 @@ export class BandsView {
     this.el.replaceChildren(...this.bands.map(b => {
       const d = document.createElement('div');
       d.className = 'band';
-      d.title = `${b.name}: ${b.low_hz}–${b.high_hz} Hz`;
+      d.title = b.low_hz !== undefined ? `${b.name}: ${b.low_hz}–${b.high_hz} Hz` : b.name;
       d.innerHTML = '<span class="val">—</span><div class="bar-wrap"><div class="bar" style="height:0%"></div></div><span class="name"></span>';
       d.querySelector('.name').textContent = b.name;
       return d;

@@ -15,6 +15,14 @@ const GUTTER_CSS = 70;   // px for channel labels on the left
 const MARGIN_CSS = 10;   // px on the right
 const AXIS_CSS = 18;     // px for the time axis at the bottom
 const MAX_WINDOW_S = 20;
+const JOIN_GAP_S = 0.05;  // longest gap drawn as a line rather than a break
+
+/** Paints column x from row top to row bot (inclusive), clipped to the image. */
+function fillSpan(px, W, H, x, top, bot, color) {
+  if (top < 0) top = 0;
+  if (bot > H - 1) bot = H - 1;
+  for (let i = top * W + x; top <= bot; top++, i += W) px[i] = color;
+}
 
 function rgbaU32(hex, alpha = 255) {
   const n = parseInt(hex.slice(1), 16);
@@ -28,7 +36,7 @@ export class TraceView {
     this.ctx = canvas.getContext('2d');
     this.gctx = grid.getContext('2d');
     this.windowS = 10;
-    this.uvPerDiv = 50;
+    this.uvPerDiv = 100;
     this.paused = false;
     this.hidden = new Set();
     this.labels = [];
@@ -269,26 +277,39 @@ export class TraceView {
     px.fill(0);
     const scale = laneH / this.uvPerDiv;   // px per µV
     const k0 = kEnd - W;                     // column at x = 0
+    // Gaps up to JOIN_GAP_S (skipped packets, e.g. a websocket_sink's max_rate_hz) are bridged by
+    // a straight line, as any decimating display does; longer ones (a stall, a restart) stay open.
+    // Skipped frames are counted in the status bar, so the bridge never hides a loss.
+    const maxGap = Math.ceil((JOIN_GAP_S * this.rate) / this.spp);
     for (let j = 0; j < vis.length; j++) {
       const c = vis[j];
       const color = this.colors[j];
       const yc = (j + 0.5) * laneH;
       const row = c * W;
-      let prevTop = 0, prevBot = 0, prev = false;
+      let prevTop = 0, prevBot = 0, prevX = -Infinity;
       for (let x = Math.max(0, kFirst - k0); x < W; x++) {
         const slot = (k0 + x) % W;
         const mn = cmin[row + slot], mx = cmax[row + slot];
-        if (!(mn <= mx)) { prev = false; continue; }
+        if (!(mn <= mx)) continue;
         let top = Math.round(yc - mx * scale), bot = Math.round(yc - mn * scale);
         const t0 = top, b0 = bot;
-        if (prev) {                          // join to the previous column
+        const gap = x - prevX - 1;
+        if (gap === 0) {                     // join to the previous column
           if (top > prevBot) top = prevBot;
           if (bot < prevTop) bot = prevTop;
+        } else if (gap <= maxGap) {          // bridge the skipped columns
+          const ya = (prevTop + prevBot) / 2, yb = (t0 + b0) / 2;
+          let yPrev = ya;
+          for (let m = 1; m <= gap; m++) {
+            const y = ya + ((yb - ya) * m) / (gap + 1);
+            fillSpan(this.px, W, H, prevX + m, Math.round(Math.min(y, yPrev)), Math.round(Math.max(y, yPrev)), color);
+            yPrev = y;
+          }
+          if (top > yPrev) top = Math.round(yPrev);
+          if (bot < yPrev) bot = Math.round(yPrev);
         }
-        prevTop = t0; prevBot = b0; prev = true;
-        if (top < 0) top = 0;
-        if (bot > H - 1) bot = H - 1;
-        for (let y = top, i = top * W + x; y <= bot; y++, i += W) px[i] = color;
+        prevTop = t0; prevBot = b0; prevX = x;
+        fillSpan(px, W, H, x, top, bot, color);
       }
     }
     const mark = rgbaU32('#e0b45c', 200);
