@@ -283,7 +283,11 @@ def test_disconnect_then_live_again(page, server):
     wait_paints(page, 10)
 
 
-def test_screenshot_for_readme(page):
+def test_screenshot_for_readme(page, server):
+    assert server.api("POST", "/api/recording/start", json={"participant": "P014", "notes": "eyes open"}).ok
+    time.sleep(1.5)
+    assert server.api("POST", "/api/recording/stop").ok
+    page.click("#sessions-refresh")
     page.wait_for_timeout(10500)  # fill the 10 s window and let the spectrum settle
     out = ROOT / "docs" / "screenshot.png"
     out.parent.mkdir(exist_ok=True)

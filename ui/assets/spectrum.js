@@ -113,7 +113,7 @@ export class SpectrumView {
       g.stroke();
     }
     g.restore();
-    if (this.info) this.info.textContent = `µV²/Hz against Hz · ${df.toFixed(2)} Hz bins${vis.length > 1 ? ' · white: mean' : ''}`;
+    if (this.info) this.info.textContent = `µV²/Hz · ${df.toFixed(2)} Hz bins${vis.length > 1 ? ' · white = mean' : ''}`;
   }
 }
 
@@ -146,7 +146,7 @@ export class BandsView {
       const d = document.createElement('div');
       d.className = 'band';
       d.title = b.low_hz !== undefined ? `${b.name}: ${b.low_hz}–${b.high_hz} Hz` : b.name;
-      d.innerHTML = '<span class="val">—</span><div class="bar-wrap"><div class="bar" style="height:0%"></div></div><span class="name"></span>';
+      d.innerHTML = '<span class="val">—</span><div class="bar-wrap"><div class="bar"></div></div><span class="name"></span>';
       d.querySelector('.name').textContent = b.name;
       return d;
     }));
@@ -169,7 +169,7 @@ export class BandsView {
     const top = Math.max(...pct, 1e-9);
     const items = this.el.children;
     for (let b = 0; b < Math.min(nb, items.length); b++) {
-      items[b].querySelector('.bar').style.height = `${(pct[b] / top) * 100}%`;
+      items[b].querySelector('.bar').style.transform = `scaleY(${(pct[b] / top).toFixed(4)})`;
       items[b].querySelector('.val').textContent = `${pct[b].toFixed(0)} %`;
     }
     this.last = pct;
