@@ -282,8 +282,21 @@ $('pipeline-file').addEventListener('change', async e => {
   e.target.value = '';
 });
 
-$('scale').addEventListener('change', e => traces.setScale(Number(e.target.value)));
-$('window').addEventListener('change', e => traces.setWindow(Number(e.target.value)));
+// The view settings outlive a reload: a session can run for hours.
+const saved = (() => { try { return JSON.parse(localStorage.getItem('eegd.view') ?? '{}'); } catch { return {}; } })();
+function saveView() {
+  try {
+    localStorage.setItem('eegd.view', JSON.stringify({ scale: traces.uvPerDiv, window: traces.windowS, hidden: [...traces.hidden] }));
+  } catch { /* storage unavailable: settings last for this page only */ }
+}
+for (const [id, key] of [['scale', 'scale'], ['window', 'window']]) {
+  if (saved[key] !== undefined && [...$(id).options].some(o => Number(o.value) === saved[key])) $(id).value = String(saved[key]);
+}
+traces.setScale(Number($('scale').value));
+traces.setWindow(Number($('window').value));
+for (const c of saved.hidden ?? []) if (Number.isInteger(c)) traces.hidden.add(c);
+$('scale').addEventListener('change', e => { traces.setScale(Number(e.target.value)); saveView(); });
+$('window').addEventListener('change', e => { traces.setWindow(Number(e.target.value)); saveView(); });
 const pauseBtn = $('pause');
 function setPaused(p) {
   traces.setPaused(p);
@@ -327,7 +340,7 @@ document.addEventListener('click', e => {
     menuBtn.setAttribute('aria-expanded', 'false');
   }
 });
-traces.onLayout = () => { if (!menu.hidden) buildChannelMenu(); spectrum.dirty = true; };
+traces.onLayout = () => { if (!menu.hidden) buildChannelMenu(); spectrum.dirty = true; saveView(); };
 
 document.addEventListener('keydown', e => {
   if (e.target.closest?.('input, select, textarea, button') || e.ctrlKey || e.metaKey || e.altKey) return;
