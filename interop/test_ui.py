@@ -320,3 +320,59 @@ def test_frame_rate_at_32_channels_4000_sps(page, server):
           f"{fps:.1f} fps over {len(gaps)} frames (frame gap p99 {sorted(gaps)[int(0.99 * (len(gaps) - 1))]:.1f} ms); "
           f"trace paint p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(paint)} paints")
     assert len(paint) > 0 and len(gaps) > 0
+
+
+def test_frame_parser_reads_the_wire_format(page):
+    """`ui/assets/frame.js` decodes a frame built here byte by byte from docs/protocol.md."""
+    import struct
+    values = [1.5, -2.25, 3.0, 1e-3, -40.0, 7.0]   # 2 channels × 3 samples, channel-major
+    head = struct.pack("<4sHHIIdQq", b"EEGD", 1, 1, 2, 3, 4000.0, 2**40 + 7, 1_795_000_000_123_456_789)
+    frame = list(head + struct.pack("<6f", *values))
+    got = page.evaluate("""async bytes => {
+        const { parseFrame } = await import('/assets/frame.js');
+        const f = parseFrame(new Uint8Array(bytes).buffer);
+        let bad = null;
+        try { parseFrame(new Uint8Array(bytes.slice(0, 40 + 8)).buffer); } catch (e) { bad = e.message; }
+        return { ...f, tsNs: String(f.tsNs), data: Array.from(f.data), bad };
+    }""", frame)
+    assert (got["kind"], got["channels"], got["samples"], got["rate"]) == (1, 2, 3, 4000.0)
+    assert got["seq"] == 2**40 + 7
+    assert got["tsNs"] == "1795000000123456789"
+    assert got["data"] == pytest.approx(values)
+    assert got["bad"] and "header says" in got["bad"]
+
+
+def test_every_spike_shows_after_decimation(page):
+    """One sample of 100 µV among 80 000 zeros (20 s at 4000 SPS) still reaches its height on screen."""
+    got = page.evaluate("""async () => {
+        const { TraceView } = await import('/assets/traces.js');
+        const area = document.createElement('div');
+        area.style.cssText = 'position:fixed;left:0;top:0;width:800px;height:200px';
+        const mk = t => area.appendChild(document.createElement(t));
+        const [grid, canvas, labels, empty] = [mk('canvas'), mk('canvas'), mk('div'), mk('div')];
+        document.body.appendChild(area);
+        const tv = new TraceView({ area, grid, canvas, labels, empty });
+        tv.setWindow(20);
+        tv.setScale(400);                       // one lane = 400 µV
+        const rate = 4000, n = rate * 20, data = new Float32Array(n);
+        data[54321] = 100;                      // the spike
+        tv.ingest({ channels: 1, samples: n, rate, tsNs: 0n, data });
+        tv.draw();
+        const ctx = canvas.getContext('2d');
+        const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+        const W = canvas.width;
+        let top = canvas.height, topX = -1;
+        const right = tv.gx + tv.W - 60;        // left of the scale bar
+        for (let y = 0; y < canvas.height; y++) for (let x = 0; x < right; x++) {
+            if (px[(y * W + x) * 4 + 3] === 0) continue;
+            if (y < top) { top = y; topX = x; }
+        }
+        area.remove();
+        return { top, topX, W, laneH: tv.laneH, spp: tv.spp, gx: tv.gx, plotW: tv.W, centre: tv.laneH / 2 };
+    }""")
+    # the baseline sits mid-lane; the spike rises a quarter lane (100 µV at 400 µV/div) above it
+    expected_top = round(got["centre"] - got["laneH"] / 4)
+    assert got["spp"] > 50, got                     # many samples per pixel: decimation is at work
+    assert abs(got["top"] - expected_top) <= 1, got
+    expected_x = got["gx"] + got["plotW"] - (80000 - 54321) / got["spp"]
+    assert abs(got["topX"] - expected_x) <= 2, got
