@@ -81,7 +81,8 @@ export class PipelineGraph {
       bad.textContent = errors ? `${compact(errors)} err` : drops ? `${compact(drops)} drop` : '';
       bad.classList.toggle('n-bad', errors > 0);
       g.classList.toggle('has-errors', errors > 0 || s.state === 'failed');
-      g.querySelector('.n-lock').textContent = s.locked ? '🔒' : '';
+      g.querySelector('.n-lock').style.display = s.locked ? '' : 'none';
+      g.classList.toggle('locked', !!s.locked);
       g.querySelector('title').textContent =
         `${s.name} (${s.type})\npackets in ${s.packets_in ?? '—'}, out ${s.packets_out ?? '—'}\ndrops ${drops}, errors ${errors}` +
         (s.last_error ? `\nlast error: ${s.last_error}` : '') + (s.locked ? '\nlocked by the recording' : '');
@@ -148,7 +149,12 @@ export class PipelineGraph {
       g.appendChild(el('rect', { width: NODE_W, height: NODE_H, rx: 6 }));
       const name = s.name.length > 16 ? `${s.name.slice(0, 15)}…` : s.name;
       g.appendChild(el('text', { class: 'n-name', x: 8, y: 17 }, name));
-      g.appendChild(el('text', { class: 'n-lock', x: NODE_W - 8, y: 16, 'text-anchor': 'end' }, ''));
+      // a padlock, drawn (no emoji font is needed)
+      const lock = el('g', { class: 'n-lock', transform: `translate(${NODE_W - 17},6)` });
+      lock.appendChild(el('path', { d: 'M2.5,5 V3.5 a2.5,2.5 0 0 1 5,0 V5', fill: 'none', 'stroke-width': 1.3 }));
+      lock.appendChild(el('rect', { x: 0.5, y: 5, width: 9, height: 7, rx: 1.5 }));
+      lock.style.display = 'none';
+      g.appendChild(lock);
       g.appendChild(el('text', { class: 'n-type', x: 8, y: 31 }, s.name === s.type ? '' : s.type));
       g.appendChild(el('text', { class: 'n-stats n-rate', x: 8, y: 50 }, '—'));
       g.appendChild(el('text', { class: 'n-stats n-drops', x: NODE_W - 8, y: 50, 'text-anchor': 'end' }, ''));
@@ -251,7 +257,7 @@ export class ParamEditor {
     const reason = this.lockReason(s);
     const note = c.querySelector('.lock-note');
     note.hidden = !reason;
-    note.textContent = reason ? `🔒 ${reason}` : '';
+    note.textContent = reason;
     for (const input of c.querySelectorAll('[data-param]')) {
       input.disabled = !!reason;
       input.title = reason || input.dataset.help || '';
