@@ -3,7 +3,8 @@ use anyhow::{Context as _, Result};
 use pipeline::exec::{Pipeline, PipelineState};
 use pipeline::stage::{defaults_of, registry};
 use pipeline::topology::graph::plan;
-use std::path::Path;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -38,19 +39,60 @@ pub fn validate(file: &Path) -> Result<ExitCode> {
 enum Event {
     Interrupted,
     Finished,
+    Marker(i64, String),
 }
 
-pub fn run(file: &Path, duration: Option<f64>) -> Result<ExitCode> {
+/// `eegd run`'s recording options: a session as the daemon would record it.
+#[derive(clap::Args, Debug, Default)]
+pub struct RecordArgs {
+    /// Record a session (the pipeline's `recording.input`) into a new folder under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Participant code of the session.
+    #[arg(long, default_value = "", requires = "record")]
+    pub participant: String,
+    /// Notes stored with the session.
+    #[arg(long, default_value = "", requires = "record")]
+    pub notes: String,
+    /// File format of the session (default: the pipeline file's `recording.format`).
+    #[arg(long, value_parser = ["bdf", "edf", "csv"], requires = "record")]
+    pub format: Option<String>,
+    /// Each line read on standard input becomes a marker, at the time it is read.
+    #[arg(long)]
+    pub stdin_markers: bool,
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitCode> {
     let src = read(file)?;
-    let plan = match plan(&file.display().to_string(), &src) {
+    let mut plan = match plan(&file.display().to_string(), &src) {
         Ok(p) => p,
         Err(d) => {
             eprintln!("{d}");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    let mut session = match &rec.record {
+        Some(dir) => {
+            let format =
+                rec.format.as_deref().map(|f| serde_json::from_value(serde_json::json!(f))).transpose()?;
+            let opts = recording::SessionOptions {
+                participant: rec.participant.clone(),
+                notes: rec.notes.clone(),
+                format,
+            };
+            Some(recording::Session::create(dir, &mut plan, &opts)?)
+        }
+        None => None,
+    };
     let pipeline = Pipeline::start(plan)?;
     let shared = pipeline.shared().clone();
+    if let Some(s) = session.as_mut() {
+        s.attach(shared.clone());
+    }
     tracing::info!(file = %file.display(), "Pipeline running");
 
     // Wait for whichever comes first: Ctrl-C, the duration, or the sources ending. No polling:
@@ -61,19 +103,51 @@ pub fn run(file: &Path, duration: Option<f64>) -> Result<ExitCode> {
         let _ = tx2.send(Event::Interrupted);
     })
     .context("installing the Ctrl-C handler")?;
+    if rec.stdin_markers {
+        let tx3 = tx.clone();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                let _ = tx3.send(Event::Marker(now_ns(), line.trim().to_string()));
+            }
+        });
+    }
     let waiter = shared.clone();
     std::thread::spawn(move || {
         waiter.wait_finished(None);
         let _ = tx.send(Event::Finished);
     });
-    let event = match duration {
-        Some(s) => rx.recv_timeout(Duration::from_secs_f64(s.max(0.0))).ok(),
-        None => rx.recv().ok(),
-    };
-    if matches!(event, Some(Event::Interrupted)) {
-        tracing::info!("Interrupted; draining");
+    let deadline = duration.map(|s| std::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    loop {
+        let event = match deadline {
+            Some(d) => rx.recv_timeout(d.saturating_duration_since(std::time::Instant::now())).ok(),
+            None => rx.recv().ok(),
+        };
+        match event {
+            Some(Event::Marker(ts, text)) if !text.is_empty() => match session.as_mut() {
+                Some(s) => {
+                    s.add_marker_at(ts, &text);
+                }
+                None => {
+                    stages::markers::MarkerHub::global().post(stages::markers::Marker::new(ts, &text));
+                }
+            },
+            Some(Event::Marker(..)) => {}
+            Some(Event::Interrupted) => {
+                tracing::info!("Interrupted; draining");
+                break;
+            }
+            _ => break,
+        }
     }
     let state = pipeline.join();
+    if let Some(s) = session {
+        let dir = s.dir().to_path_buf();
+        let meta = s.finish()?;
+        if meta.status != "complete" {
+            tracing::error!(dir = %dir.display(), recorder = ?meta.recorder, "The recording did not complete");
+        }
+        println!("{}", dir.display());
+    }
     for s in shared.stage_snapshots() {
         tracing::info!(
             stage = %s.name, state = ?s.state, packets_in = s.packets_in, packets_out = s.packets_out,

@@ -27,6 +27,8 @@ enum Command {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<f64>,
+        #[command(flatten)]
+        record: cli::RecordArgs,
     },
     /// Check a pipeline file: exit 0, or exit 2 with `file:line:col: message` for every error.
     Validate { file: PathBuf },
@@ -50,7 +52,7 @@ fn main() -> ExitCode {
     stages::link();
     let cli = Cli::parse();
     let res = match cli.command {
-        Command::Run { file, duration } => cli::run(&file, duration),
+        Command::Run { file, duration, record } => cli::run(&file, duration, &record),
         Command::Validate { file } => cli::validate(&file),
         Command::Stages { json } => cli::stages(json),
         Command::Bench(args) => bench::run(args),

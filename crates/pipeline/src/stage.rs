@@ -189,6 +189,9 @@ pub trait StageType: Stage + Sized {
     const BLOCKING_IO: bool = false;
     /// Stages that take several inputs (`align_and_zip`); others take exactly one.
     const MULTI_INPUT: bool = false;
+    /// Records data (files): its inputs must never drop, so the graph builder refuses
+    /// `overflow: drop_oldest` on them.
+    const RECORDS: bool = false;
 
     /// Checks beyond what the schema says (cross-field rules, allowed sets).
     fn check(params: &Self::Params) -> Vec<ParamError> {
@@ -328,6 +331,8 @@ pub struct Registration {
     pub on_error: ErrorPolicy,
     pub blocking_io: bool,
     pub multi_input: bool,
+    /// See [`StageType::RECORDS`].
+    pub records: bool,
     pub doc: &'static str,
     pub example: &'static str,
     /// JSON schema of the parameters.
@@ -365,6 +370,7 @@ impl Registration {
             on_error: T::ON_ERROR,
             blocking_io: T::BLOCKING_IO,
             multi_input: T::MULTI_INPUT,
+            records: T::RECORDS,
             doc: T::DOC,
             example: T::EXAMPLE,
             schema: schema_json::<T>,

@@ -1,4 +1,8 @@
-//! `csv_sink`: one row per sample (time series) or per channel spectrum, DESIGN §5.
+//! `csv_sink`: one row per sample (time series) or per channel spectrum, DESIGN §5. For time
+//! series it records markers in a side file `<name>.markers.csv` (`timestamp,text`, the
+//! timestamp of the sample each marker falls on). The layout is `formats::csv`'s.
+use crate::recorder::{new_report, sample_index, MarkerPlacer, RecorderReport};
+use formats::csv::{sample_time_ns, write_marker, write_rows, write_timestamp, MARKERS_HEADER};
 use pipeline::rt::monotonic_ns;
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
@@ -6,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 fn d_flush_ms() -> u64 {
     1000
@@ -31,40 +37,51 @@ pub struct CsvSink {
     header: String,
     out: Option<BufWriter<File>>,
     last_flush: u64,
+    /// Time series only: the markers side file, and where markers fall.
+    markers_path: Option<PathBuf>,
+    markers: Option<BufWriter<File>>,
+    placer: MarkerPlacer,
+    /// Time of sample 0 and samples written, once the first packet is in.
+    start_ns: Option<i64>,
+    samples: u64,
+    rate: f64,
+    report: Arc<RecorderReport>,
 }
 
-/// Writes `ns` (since the UNIX epoch) as seconds with 6 decimals, without floating point.
-fn write_ts(w: &mut impl Write, ns: i64) -> std::io::Result<()> {
-    let us = ns.div_euclid(1000);
-    write!(w, "{}.{:06}", us.div_euclid(1_000_000), us.rem_euclid(1_000_000))
-}
-
-/// The time of sample `i` of a packet: first sample + i/rate.
-fn sample_ts(first_ns: i64, i: usize, rate: f64) -> i64 {
-    first_ns + (i as f64 * 1e9 / rate).round() as i64
+/// `<dir>/<stem>.markers.csv` beside `path`.
+pub fn markers_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!("{stem}.markers.csv"))
 }
 
 impl CsvSink {
+    fn place_markers(&mut self, end: u64) -> std::io::Result<()> {
+        let (Some(start), Some(mw)) = (self.start_ns, self.markers.as_mut()) else { return Ok(()) };
+        let rate = self.rate;
+        self.placer.place(start, rate, end, &self.report, |at, m| {
+            write_marker(mw, sample_time_ns(start, at as usize, rate), &m.text)
+        })
+    }
+
     fn write(&mut self, pkt: &Packet) -> std::io::Result<()> {
-        let Some(w) = self.out.as_mut() else { return Ok(()) };
         let h = pkt.header();
         let (ch, n) = (h.channels as usize, h.samples as usize);
-        match h.kind {
-            Kind::Raw | Kind::Voltage => {
-                for i in 0..n {
-                    write_ts(w, sample_ts(h.timestamp_ns, i, h.rate))?;
-                    for c in 0..ch {
-                        match h.kind {
-                            Kind::Raw => write!(w, ",{}", pkt.i32s()[c * n + i])?,
-                            _ => write!(w, ",{}", pkt.f32s()[c * n + i])?,
-                        }
-                    }
-                    w.write_all(b"\n")?;
-                }
+        if matches!(h.kind, Kind::Raw | Kind::Voltage) {
+            let start = *self.start_ns.get_or_insert(h.timestamp_ns);
+            let expected = sample_time_ns(start, self.samples as usize, self.rate);
+            let gap = sample_index(h.timestamp_ns, expected, self.rate);
+            if gap > 0 {
+                self.report.gap_samples.fetch_add(gap, Ordering::Relaxed);
             }
+            self.place_markers(self.samples + n as u64)?;
+        }
+        let Some(w) = self.out.as_mut() else { return Ok(()) };
+        match h.kind {
+            Kind::Raw => write_rows(w, h.timestamp_ns, h.rate, ch, n, &pkt.i32s()[..h.len()])?,
+            Kind::Voltage => write_rows(w, h.timestamp_ns, h.rate, ch, n, &pkt.f32s()[..h.len()])?,
             Kind::Spectrum | Kind::BandPower => {
                 for c in 0..ch {
-                    write_ts(w, h.timestamp_ns)?;
+                    write_timestamp(w, h.timestamp_ns)?;
                     let label = h.meta.labels.get(c).map(String::as_str).unwrap_or("");
                     write!(w, ",{label}")?;
                     for v in &pkt.f32s()[c * n..(c + 1) * n] {
@@ -74,9 +91,15 @@ impl CsvSink {
                 }
             }
         }
+        self.samples += n as u64;
+        self.report.samples.store(self.samples, Ordering::Relaxed);
         let now = monotonic_ns();
         if now.saturating_sub(self.last_flush) >= self.flush_ns {
             w.flush()?;
+            if let Some(m) = self.markers.as_mut() {
+                m.flush()?;
+            }
+            self.report.records.fetch_add(1, Ordering::Relaxed);
             self.last_flush = now;
         }
         Ok(())
@@ -89,6 +112,13 @@ impl Stage for CsvSink {
         w.write_all(self.header.as_bytes())?;
         w.flush()?;
         self.out = Some(w);
+        if let Some(p) = &self.markers_path {
+            let mut m = BufWriter::new(File::create(p)?);
+            m.write_all(MARKERS_HEADER.as_bytes())?;
+            m.flush()?;
+            self.markers = Some(m);
+            self.placer.start();
+        }
         self.last_flush = monotonic_ns();
         Ok(())
     }
@@ -97,10 +127,25 @@ impl Stage for CsvSink {
         self.write(&pkt).map_err(|e| StageError::msg(format!("writing {}: {e}", self.path.display())))
     }
 
+    /// Locked while it records: nothing upstream may change under a recording.
+    fn is_locked(&self) -> bool {
+        self.out.is_some()
+    }
+
     fn finish(&mut self, _: &mut Context<'_>) -> Result<(), StageError> {
+        self.placer.stop();
+        let placed = self.place_markers(u64::MAX);
+        let path = self.path.clone();
+        let err = |e: std::io::Error| StageError::msg(format!("writing {}: {e}", path.display()));
+        if let Some(mut m) = self.markers.take() {
+            m.flush().map_err(err)?;
+            m.get_ref().sync_all().map_err(err)?;
+        }
+        placed.map_err(err)?;
         if let Some(mut w) = self.out.take() {
-            w.flush()?;
-            w.get_ref().sync_all()?;
+            w.flush().map_err(err)?;
+            w.get_ref().sync_all().map_err(err)?;
+            self.report.closed.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -112,8 +157,10 @@ impl StageType for CsvSink {
     const ROLE: Role = Role::Sink;
     const ACCEPTS: &'static [Kind] = Kind::ANY;
     const BLOCKING_IO: bool = true;
+    const RECORDS: bool = true;
     const DOC: &'static str = "Writes CSV. Time series: header `timestamp,<label>…`, one row per sample, \
-        `timestamp` in seconds since the UNIX epoch with 6 decimals, values in µV (or raw counts). \
+        `timestamp` in seconds since the UNIX epoch with 6 decimals, values in µV (or raw counts); \
+        markers go to `<name>.markers.csv` (`timestamp,text`, at the sample they fall on). \
         Spectra and band powers: header `timestamp,channel,<freq or band>…`, one row per channel.\n\n\
         Inputs: any kind. Outputs: none.";
     const EXAMPLE: &'static str =
@@ -130,9 +177,8 @@ impl StageType for CsvSink {
             Kind::Raw | Kind::Voltage => {
                 header.push_str("timestamp");
                 for c in 0..s.channels {
-                    let label = s.meta.labels.get(c).cloned().unwrap_or_else(|| format!("Ch{}", c + 1));
                     header.push(',');
-                    header.push_str(&label);
+                    header.push_str(&crate::recorder::label(&s.meta, c));
                 }
             }
             Kind::Spectrum => {
@@ -157,6 +203,13 @@ impl StageType for CsvSink {
                 header,
                 out: None,
                 last_flush: 0,
+                markers_path: matches!(s.kind, Kind::Raw | Kind::Voltage).then(|| markers_path(&p.path)),
+                markers: None,
+                placer: MarkerPlacer::default(),
+                start_ns: None,
+                samples: 0,
+                rate: s.rate,
+                report: new_report(&p.path),
             },
             None,
         ))
@@ -171,14 +224,6 @@ mod tests {
     use pipeline::testing::Harness;
     use pipeline::{Header, StreamMeta};
     use std::sync::Arc;
-
-    #[test]
-    fn timestamps_have_six_decimals_without_rounding_drift() {
-        let mut v = Vec::new();
-        write_ts(&mut v, 1_700_000_000_123_456_789).unwrap();
-        assert_eq!(String::from_utf8(v).unwrap(), "1700000000.123456");
-        assert_eq!(sample_ts(0, 3, 4000.0), 750_000);
-    }
 
     #[test]
     fn writes_header_and_one_row_per_sample() {

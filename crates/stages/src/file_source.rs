@@ -1,5 +1,11 @@
 //! `file_source`: replays a recording through the same graph as live data (DESIGN §5).
 //!
+//! BDF/EDF (by the file's extension, `.bdf` or `.edf`): the rate, labels and physical range
+//! come from the header; timestamps run from the header's start (with the sub-second part of
+//! the first record's onset) at `1/rate`; the physical range goes into the stream's full scale
+//! (`vref`/`gains`), so `bdf_sink` writes the same digital values again; the file's annotations
+//! are posted as markers (see [`crate::markers`]) as their records are read.
+//!
 //! CSV as written by `csv_sink`: header `timestamp,<label>…`, one row per sample, timestamps in
 //! seconds since the UNIX epoch. The rate comes from the timestamp spacing, the labels from the
 //! header, the timestamps from the file.
@@ -21,6 +27,9 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::markers::{Marker, MarkerHub};
+use formats::edf::{Reader as EdfReader, Record as EdfRecord};
 
 /// What the values of a CSV file are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
@@ -47,7 +56,8 @@ fn d_vref() -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSourceParams {
-    /// The recording to replay: a CSV file as written by `csv_sink`.
+    /// The recording to replay: BDF/EDF as written by `bdf_sink`/`edf_sink` (by extension), or
+    /// CSV as written by `csv_sink`.
     pub path: PathBuf,
     /// Paced by the file's timestamps (default true), or as fast as the graph takes it.
     #[serde(default = "d_true")]
@@ -114,6 +124,112 @@ pub struct FileSource {
     first_ts: Option<i64>,
     start_mono: u64,
     ended: bool,
+    /// BDF/EDF replay (else CSV).
+    edf: Option<EdfReplay>,
+}
+
+/// True if `path` names a BDF or EDF file (by extension).
+fn is_edf(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("bdf") || e.eq_ignore_ascii_case("edf"))
+}
+
+/// A BDF/EDF file being replayed, record by record.
+struct EdfReplay {
+    reader: Option<EdfReader<BufReader<File>>>,
+    rec: EdfRecord,
+    /// Samples of the current record already sent.
+    pos: usize,
+    spr: usize,
+    /// `physical = digital × gain + offset`, per channel.
+    gain: Vec<f64>,
+    offset: Vec<f64>,
+    /// Physical values are µV times this (1 for µV, 1000 for mV, …).
+    to_uv: Vec<f64>,
+    /// Time of sample 0 of the file, ns since the epoch, plus the loop offset.
+    start_ns: i64,
+    /// Samples sent since `start_ns`.
+    sent: u64,
+    /// Samples in one pass of the file (for `loop`).
+    per_pass: u64,
+}
+
+/// What the build learns from a BDF/EDF header.
+struct EdfProbe {
+    labels: Vec<String>,
+    rate: f64,
+    kind: Kind,
+    /// ±µV full scale of each channel (its largest physical magnitude).
+    range_uv: Vec<f64>,
+}
+
+fn open_edf(path: &Path) -> Result<EdfReader<BufReader<File>>, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    EdfReader::open(BufReader::new(f)).map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+fn uv_per_unit(unit: &str) -> f64 {
+    match unit {
+        "mV" => 1e3,
+        "V" => 1e6,
+        "nV" => 1e-3,
+        _ => 1.0,
+    }
+}
+
+fn probe_edf(path: &Path) -> Result<EdfProbe, String> {
+    let r = open_edf(path)?;
+    let h = r.header();
+    let data = h.data_signals();
+    let Some(&first) = data.first() else {
+        return Err(format!("`{}` holds no data signals", path.display()));
+    };
+    let spr = h.signals[first].samples_per_record;
+    if data.iter().any(|&k| h.signals[k].samples_per_record != spr) {
+        return Err(format!(
+            "`{}`: signals at different rates cannot be replayed as one stream",
+            path.display()
+        ));
+    }
+    if h.record_duration_s.is_nan() || h.record_duration_s <= 0.0 || spr == 0 {
+        return Err(format!("`{}`: records of no duration", path.display()));
+    }
+    let counts = data.iter().all(|&k| h.signals[k].unit == "counts");
+    let range_uv = data
+        .iter()
+        .map(|&k| {
+            let s = &h.signals[k];
+            s.physical_max.abs().max(s.physical_min.abs()) * if counts { 1.0 } else { uv_per_unit(&s.unit) }
+        })
+        .collect();
+    Ok(EdfProbe {
+        labels: data.iter().map(|&k| h.signals[k].label.clone()).collect(),
+        rate: spr as f64 / h.record_duration_s,
+        kind: if counts { Kind::Raw } else { Kind::Voltage },
+        range_uv,
+    })
+}
+
+impl EdfReplay {
+    fn open(path: &Path) -> Result<EdfReplay, String> {
+        let reader = open_edf(path)?;
+        let h = reader.header().clone();
+        let data = h.data_signals();
+        let spr = h.signals[data[0]].samples_per_record;
+        Ok(EdfReplay {
+            rec: EdfRecord::default(),
+            pos: spr,
+            spr,
+            gain: data.iter().map(|&k| h.signals[k].gain()).collect(),
+            offset: data.iter().map(|&k| h.signals[k].offset()).collect(),
+            to_uv: data.iter().map(|&k| uv_per_unit(&h.signals[k].unit)).collect(),
+            start_ns: h.start_ns(),
+            sent: 0,
+            per_pass: h.records * spr as u64,
+            reader: Some(reader),
+        })
+    }
 }
 
 /// The stream clock recovered from rounded timestamps (see the module doc).
@@ -354,33 +470,82 @@ impl FileSource {
     }
 }
 
-impl Stage for FileSource {
-    fn start(&mut self) -> Result<(), StageError> {
-        let mut r = open(&self.path).map_err(StageError::msg)?;
-        r.headers().map_err(|e| self.err(e))?;
-        self.reader = Some(r);
-        Ok(())
+impl FileSource {
+    /// Fills `staging` with up to `batch` samples from the BDF/EDF records; posts each record's
+    /// annotations as markers when it is read. Returns the samples filled.
+    fn fill_edf(&mut self) -> Result<usize, StageError> {
+        let (path, looping, kind, batch, channels) =
+            (&self.path, self.looping, self.kind, self.batch, self.channels);
+        let Some(e) = self.edf.as_mut() else { return Ok(0) };
+        let mut n = 0;
+        while n < batch {
+            if e.pos == e.spr {
+                let Some(r) = e.reader.as_mut() else { break };
+                let more = r
+                    .read_record(&mut e.rec)
+                    .map_err(|err| StageError::msg(format!("{}: {err}", path.display())))?;
+                if !more {
+                    if looping && e.per_pass > 0 {
+                        let mut fresh = EdfReplay::open(path).map_err(StageError::msg)?;
+                        fresh.start_ns = e.start_ns + (e.per_pass as f64 * 1e9 / self.rate).round() as i64;
+                        *e = fresh;
+                        continue;
+                    }
+                    e.reader = None;
+                    break;
+                }
+                e.pos = 0;
+                for a in &e.rec.annotations {
+                    MarkerHub::global().post(Marker {
+                        timestamp_ns: e.start_ns + a.onset_ns,
+                        duration_ns: a.duration_ns,
+                        text: Arc::from(a.text.as_str()),
+                    });
+                }
+            }
+            let take = (e.spr - e.pos).min(batch - n);
+            for c in 0..channels {
+                let (g, o, u) = (e.gain[c], e.offset[c], e.to_uv[c]);
+                let src = &e.rec.digital[c][e.pos..e.pos + take];
+                let dst = &mut self.staging[c * batch + n..c * batch + n + take];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    let phys = f64::from(v) * g + o;
+                    *d = match kind {
+                        Kind::Raw => (phys.round() as i32) as u32,
+                        _ => ((phys * u) as f32).to_bits(),
+                    };
+                }
+            }
+            e.pos += take;
+            n += take;
+        }
+        Ok(n)
     }
 
-    fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
-        if self.ended {
-            return Ok(Produce::End);
-        }
-        let (n, k0) = self.fill()?;
+    fn produce_edf(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
+        let n = self.fill_edf()?;
+        let Some(e) = self.edf.as_mut() else { return Ok(Produce::End) };
         if n == 0 {
             self.ended = true;
             return Ok(Produce::End);
         }
-        let ts = self.clock.at(k0, self.rate);
+        let first = e.sent;
+        e.sent += n as u64;
+        let at = |k: u64| e.start_ns + (k as f64 * 1e9 / self.rate).round() as i64;
+        let ts = at(first);
         if self.realtime {
-            // Paced by the file's clock: the packet is due when its last sample is.
-            let first = *self.first_ts.get_or_insert(ts);
+            let origin = *self.first_ts.get_or_insert(ts);
             if self.start_mono == 0 {
                 self.start_mono = monotonic_ns();
             }
-            let last = self.clock.at(k0 + n as u64 - 1, self.rate);
-            self.wait_until(self.start_mono + (last - first).max(0) as u64, cx);
+            let last = at(first + n as u64 - 1);
+            self.wait_until(self.start_mono + (last - origin).max(0) as u64, cx);
         }
+        self.emit_staged(ts, n, cx)
+    }
+
+    /// Sends the first `n` samples of `staging` as one packet stamped `ts`.
+    fn emit_staged(&mut self, ts: i64, n: usize, cx: &mut Context<'_>) -> Result<Produce, StageError> {
         let header = Header {
             stream_id: self.stream_id,
             kind: self.kind,
@@ -412,15 +577,54 @@ impl Stage for FileSource {
     }
 }
 
+impl Stage for FileSource {
+    fn start(&mut self) -> Result<(), StageError> {
+        if is_edf(&self.path) {
+            self.edf = Some(EdfReplay::open(&self.path).map_err(StageError::msg)?);
+            return Ok(());
+        }
+        let mut r = open(&self.path).map_err(StageError::msg)?;
+        r.headers().map_err(|e| self.err(e))?;
+        self.reader = Some(r);
+        Ok(())
+    }
+
+    fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
+        if self.ended {
+            return Ok(Produce::End);
+        }
+        if self.edf.is_some() {
+            return self.produce_edf(cx);
+        }
+        let (n, k0) = self.fill()?;
+        if n == 0 {
+            self.ended = true;
+            return Ok(Produce::End);
+        }
+        let ts = self.clock.at(k0, self.rate);
+        if self.realtime {
+            // Paced by the file's clock: the packet is due when its last sample is.
+            let first = *self.first_ts.get_or_insert(ts);
+            if self.start_mono == 0 {
+                self.start_mono = monotonic_ns();
+            }
+            let last = self.clock.at(k0 + n as u64 - 1, self.rate);
+            self.wait_until(self.start_mono + (last - first).max(0) as u64, cx);
+        }
+        self.emit_staged(ts, n, cx)
+    }
+}
+
 impl StageType for FileSource {
     type Params = FileSourceParams;
     const NAME: &'static str = "file_source";
     const ROLE: Role = Role::Source;
     const ACCEPTS: &'static [Kind] = &[];
     const DOC: &'static str =
-        "Replays a recording (CSV as written by `csv_sink`) through the graph. The rate \
-        comes from the file's timestamps, the labels from its header, the timestamps from the file; \
-        `realtime: false` replays as fast as the graph takes it.\n\n\
+        "Replays a recording through the graph: BDF/EDF (by extension) as written by `bdf_sink`/`edf_sink`, \
+        their annotations becoming markers again, or CSV as written by `csv_sink`. The rate \
+        comes from the header (BDF/EDF) or the file's timestamps (CSV), the labels from its header, the \
+        timestamps from the file; `realtime: false` replays as fast as the graph takes it.\n\n\
         Inputs: none. Outputs: voltage (uV), or raw counts with `units: counts`.";
     const EXAMPLE: &'static str =
         "stages:\n  - file_source: { path: /tmp/eegd-example.csv, realtime: false }\n  \
@@ -428,6 +632,12 @@ impl StageType for FileSource {
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
+        if is_edf(&p.path) && (p.units != Units::Uv || p.rate.is_some()) {
+            e.push(ParamError::new(
+                "units",
+                "`units` and `rate` apply only to CSV: a BDF/EDF header says both",
+            ));
+        }
         if p.units == Units::Uv && p.gain != d_gain() {
             e.push(ParamError::new("gain", "applies only to `units: counts`"));
         }
@@ -439,6 +649,9 @@ impl StageType for FileSource {
         _: &[StreamInfo],
         cx: &BuildCx<'_>,
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
+        if is_edf(&p.path) {
+            return build_edf(p, cx);
+        }
         let probe = probe(&p.path, p.rate).map_err(|m| ParamError::new("path", m))?;
         let channels = probe.labels.len();
         let batch = p.batch.unwrap_or((probe.rate / 250.0).round() as usize).max(1);
@@ -481,10 +694,65 @@ impl StageType for FileSource {
                 first_ts: None,
                 start_mono: 0,
                 ended: false,
+                edf: None,
             },
             Some(out),
         ))
     }
+}
+
+/// `file_source` for a BDF/EDF file.
+fn build_edf(p: &FileSourceParams, cx: &BuildCx<'_>) -> Result<(FileSource, Option<StreamInfo>), ParamError> {
+    let probe = probe_edf(&p.path).map_err(|m| ParamError::new("path", m))?;
+    let channels = probe.labels.len();
+    let batch = p.batch.unwrap_or((probe.rate / 250.0).round() as usize).max(1);
+    // The full scale ±vref/gain (µV) of each channel is the file's physical range, so a
+    // recording sink downstream writes the same range (and so the same digital values).
+    // Raw counts keep the ADC's gain and reference from the parameters, for `to_voltage`.
+    let (vref, gains) = match probe.kind {
+        Kind::Raw => (p.vref, vec![p.gain; channels]),
+        _ => (1.0, probe.range_uv.iter().map(|r| 1e6 / r.max(f64::MIN_POSITIVE)).collect()),
+    };
+    let meta = Arc::new(StreamMeta {
+        stream_id: cx.stream_id,
+        labels: probe.labels,
+        units: if probe.kind == Kind::Raw { "counts" } else { "uV" }.into(),
+        gains,
+        vref,
+        sensor_id: p.path.display().to_string(),
+        ..Default::default()
+    });
+    let out =
+        StreamInfo { kind: probe.kind, rate: probe.rate, channels, max_samples: batch, meta: meta.clone() };
+    Ok((
+        FileSource {
+            path: p.path.clone(),
+            realtime: p.realtime,
+            looping: p.looping,
+            kind: probe.kind,
+            batch,
+            channels,
+            rate: probe.rate,
+            meta,
+            stream_id: cx.stream_id,
+            reader: None,
+            record: csv::ByteRecord::new(),
+            staging: vec![0; channels * batch],
+            carry: None,
+            carry_values: Vec::new(),
+            clock: ClockFit::default(),
+            seq: 0,
+            rows: 0,
+            loop_offset_ns: 0,
+            first_raw: None,
+            last_raw: 0,
+            first_ts: None,
+            start_mono: 0,
+            ended: false,
+            edf: None,
+        },
+        Some(out),
+    ))
 }
 
 pipeline::register_stage!(FileSource);

@@ -5,16 +5,20 @@
 #![forbid(unsafe_code)]
 
 pub mod band_power;
+pub mod bdf_sink;
 pub mod broker;
 pub mod csv_sink;
 pub mod downsample;
+pub mod edf_sink;
 pub mod emulator;
 pub mod fft;
 pub mod file_source;
 pub mod filter;
 pub mod gain;
+pub mod markers;
 pub mod notch;
 pub mod null_sink;
+pub mod recorder;
 pub mod to_voltage;
 pub mod websocket_sink;
 
@@ -24,8 +28,10 @@ pub const BUILT_IN: &[&str] = &[
     "band_power",
     "bandpass",
     "bandstop",
+    "bdf_sink",
     "csv_sink",
     "downsample",
+    "edf_sink",
     "emulator",
     "fft",
     "file_source",

@@ -293,7 +293,7 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         .collect();
     for (i, d) in decls.iter().enumerate() {
         let overflow = d.file.queue.as_ref().and_then(|q| q.overflow).unwrap_or_default();
-        if d.reg.blocking_io && d.reg.role == Role::Sink && overflow == Overflow::DropOldest {
+        if d.reg.records && overflow == Overflow::DropOldest {
             let span = d.file.params.span;
             diags.push(Diagnostic::at(
                 span,

@@ -1,0 +1,436 @@
+//! One recording session: its folder, its recorder stage and its metadata.
+use formats::civil::DateTime;
+use pipeline::exec::Shared;
+use pipeline::stage::{lookup, BuildCx, ErrorPolicy, Role};
+use pipeline::stats::StageState;
+use pipeline::topology::file::{Overflow, RecordingFormat};
+use pipeline::topology::graph::{Plan, PlannedStage};
+use pipeline::topology::yaml::Node;
+use pipeline::Kind;
+use serde::{Deserialize, Serialize};
+use stages::markers::{Marker, MarkerHub};
+use stages::recorder::{report_for, RecorderReport};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The metadata file in every session folder.
+pub const META_FILE: &str = "session_meta.json";
+/// The running configuration, exactly as given.
+pub const PIPELINE_FILE: &str = "pipeline.yaml";
+/// The name of the recorder stage a session adds to the pipeline.
+pub const RECORDER_STAGE: &str = "session_recorder";
+/// The thread group of the recorder: its own, so a slow disk delays nothing else.
+pub const RECORDER_GROUP: &str = "recording";
+
+/// Why a session could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the pipeline has no stage to record (`recording.input` names none, and there is no `to_voltage` stage or source)")]
+    NoInput,
+    #[error("`{0}` gives {1}, which a recording cannot hold: record a time series (set `recording.input`)")]
+    NotTimeSeries(String, &'static str),
+    #[error("the recorder could not be built: {0}")]
+    Build(String),
+}
+
+/// What a session is asked to record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionOptions {
+    /// Participant code (goes into the folder name and the EDF+ patient field).
+    pub participant: String,
+    pub notes: String,
+    /// Default: the pipeline file's `recording.format`.
+    pub format: Option<RecordingFormat>,
+}
+
+/// A marker as the session lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkerEntry {
+    /// ns since the UNIX epoch.
+    pub timestamp_ns: i64,
+    /// The same time as RFC 3339 (UTC).
+    pub time: String,
+    pub text: String,
+}
+
+/// How the recording sink ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SinkOutcome {
+    pub stage: String,
+    /// `running`, `finished`, `stopped` (by its `on_error` policy) or `failed`.
+    pub state: String,
+    /// The last error, if any.
+    pub error: Option<String>,
+    /// True once the file was closed cleanly (header complete).
+    pub closed: bool,
+}
+
+/// `session_meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionMeta {
+    pub participant: String,
+    pub notes: String,
+    /// `recording` while it runs, then `complete`, or `failed` if the recorder failed.
+    pub status: String,
+    pub start_time: String,
+    pub start_ns: i64,
+    pub stop_time: Option<String>,
+    pub stop_ns: Option<i64>,
+    pub eegd_version: String,
+    /// `bdf`, `edf` or `csv`.
+    pub format: String,
+    /// The stage whose output is recorded.
+    pub input: String,
+    pub rate: f64,
+    pub channels: usize,
+    pub labels: Vec<String>,
+    pub units: String,
+    /// The files of the session, relative to its folder.
+    pub files: Vec<String>,
+    /// Samples of each channel written.
+    pub samples_written: u64,
+    /// Samples the recorder never got: gaps in its input's timestamps. Must be zero.
+    pub samples_dropped_upstream: u64,
+    /// Packets dropped by the stages and queues feeding the recorder. Must be zero.
+    pub packets_dropped_upstream: u64,
+    /// Values beyond the file's physical range (written as its limit).
+    pub samples_clipped: u64,
+    pub markers: Vec<MarkerEntry>,
+    pub markers_dropped: u64,
+    /// How the session's recorder ended.
+    pub recorder: Option<SinkOutcome>,
+    /// How the pipeline's other recording sinks (files named in the pipeline file) ended.
+    pub other_sinks: Vec<SinkOutcome>,
+}
+
+/// A running session's state, for the control plane.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionStatus {
+    pub dir: PathBuf,
+    pub samples_written: u64,
+    pub markers: usize,
+    pub recorder_state: Option<String>,
+}
+
+/// A recording session.
+pub struct Session {
+    dir: PathBuf,
+    meta: SessionMeta,
+    recorder: String,
+    file: PathBuf,
+    shared: Option<Arc<Shared>>,
+    report: Option<Arc<RecorderReport>>,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// `ns` as RFC 3339 UTC with microseconds.
+pub fn rfc3339(ns: i64) -> String {
+    let d = DateTime::from_unix(ns.div_euclid(1_000_000_000));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        d.year,
+        d.month,
+        d.day,
+        d.hour,
+        d.minute,
+        d.second,
+        ns.rem_euclid(1_000_000_000) / 1000
+    )
+}
+
+/// Letters, digits, `-` and `_` of a participant code, for a folder name.
+fn folder_safe(s: &str) -> String {
+    let v: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let v = v.trim_matches('_').to_string();
+    if v.is_empty() {
+        "anonymous".into()
+    } else {
+        v.chars().take(64).collect()
+    }
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SessionError + 'a {
+    move |source| SessionError::Io { what, path: path.to_path_buf(), source }
+}
+
+fn format_name(f: RecordingFormat) -> (&'static str, &'static str) {
+    match f {
+        RecordingFormat::Bdf => ("bdf_sink", "bdf"),
+        RecordingFormat::Edf => ("edf_sink", "edf"),
+        RecordingFormat::Csv => ("csv_sink", "csv"),
+    }
+}
+
+fn state_name(s: StageState) -> &'static str {
+    match s {
+        StageState::Running => "running",
+        StageState::Finished => "finished",
+        StageState::Stopped => "stopped",
+        StageState::Failed => "failed",
+    }
+}
+
+impl Session {
+    /// Opens a session folder under `data_dir` and adds the recorder to `plan` (before the
+    /// pipeline starts). Writes `pipeline.yaml` (the plan's source text) and a first
+    /// `session_meta.json` with status `recording`.
+    pub fn create(data_dir: &Path, plan: &mut Plan, opts: &SessionOptions) -> Result<Session, SessionError> {
+        let input = plan.recording_input().ok_or(SessionError::NoInput)?;
+        let in_stage = &plan.stages[input];
+        let stream = in_stage.output.clone().ok_or(SessionError::NoInput)?;
+        if !matches!(stream.kind, Kind::Raw | Kind::Voltage) {
+            return Err(SessionError::NotTimeSeries(in_stage.name.clone(), stream.kind.name()));
+        }
+        let format = opts.format.unwrap_or(plan.recording.format);
+        let (type_name, ext) = format_name(format);
+
+        let start_ns = now_ns();
+        let d = DateTime::from_unix(start_ns.div_euclid(1_000_000_000));
+        let base = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z_{}",
+            d.year,
+            d.month,
+            d.day,
+            d.hour,
+            d.minute,
+            d.second,
+            folder_safe(&opts.participant)
+        );
+        std::fs::create_dir_all(data_dir).map_err(io("creating the data directory", data_dir))?;
+        let mut dir = data_dir.join(&base);
+        let mut k = 1;
+        loop {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && k < 100 => {
+                    k += 1;
+                    dir = data_dir.join(format!("{base}-{k}"));
+                }
+                Err(e) => return Err(io("creating the session folder", &dir)(e)),
+            }
+        }
+        let file_name = format!("recording.{ext}");
+        let file = dir.join(&file_name);
+        let pipeline_path = dir.join(PIPELINE_FILE);
+        std::fs::write(&pipeline_path, &plan.source).map_err(io("writing", &pipeline_path))?;
+
+        // The recorder: a registered sink, decoded and built like one from a file.
+        let reg =
+            lookup(type_name).ok_or_else(|| SessionError::Build(format!("no stage type `{type_name}`")))?;
+        let mut params = serde_json::json!({ "path": file });
+        if format != RecordingFormat::Csv && !opts.participant.is_empty() {
+            params["patient"] = serde_json::json!(format!("{} X X X", folder_safe(&opts.participant)));
+        }
+        let decoded = (reg.decode)(&Node::from_json(&params)).map_err(|d| {
+            SessionError::Build(d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+        })?;
+        let mut name = RECORDER_STAGE.to_string();
+        while plan.index_of(&name).is_some() {
+            name.push('_');
+        }
+        let (stage, _) = decoded
+            .build(std::slice::from_ref(&stream), &BuildCx { name: &name, stream_id: 0 })
+            .map_err(|e| SessionError::Build(format!("`{}`: {}", e.param, e.message)))?;
+        let capacity = plan.runtime.queue_capacity;
+        plan.stages.push(PlannedStage {
+            name: name.clone(),
+            type_name: reg.name,
+            role: Role::Sink,
+            inputs: vec![input],
+            group: RECORDER_GROUP.to_string(),
+            on_error: ErrorPolicy::DrainThenStop,
+            queue_capacity: capacity,
+            overflow: Overflow::Block,
+            output: None,
+            stage,
+            span: Default::default(),
+        });
+        if plan.runtime.pool_packets.is_none() {
+            plan.pool_packets += capacity + 8;
+        }
+
+        let mut files = vec![file_name, PIPELINE_FILE.to_string(), META_FILE.to_string()];
+        if format == RecordingFormat::Csv {
+            files.push("recording.markers.csv".into());
+        }
+        let meta = SessionMeta {
+            participant: opts.participant.clone(),
+            notes: opts.notes.clone(),
+            status: "recording".into(),
+            start_time: rfc3339(start_ns),
+            start_ns,
+            stop_time: None,
+            stop_ns: None,
+            eegd_version: env!("CARGO_PKG_VERSION").into(),
+            format: ext.into(),
+            input: plan.stages[input].name.clone(),
+            rate: stream.rate,
+            channels: stream.channels,
+            labels: (0..stream.channels).map(|c| stages::recorder::label(&stream.meta, c)).collect(),
+            units: if stream.kind == Kind::Raw { "counts".into() } else { stream.meta.units.clone() },
+            files,
+            samples_written: 0,
+            samples_dropped_upstream: 0,
+            packets_dropped_upstream: 0,
+            samples_clipped: 0,
+            markers: Vec::new(),
+            markers_dropped: 0,
+            recorder: None,
+            other_sinks: Vec::new(),
+        };
+        let s = Session { report: report_for(&file), dir, meta, recorder: name, file, shared: None };
+        s.write_meta()?;
+        tracing::info!(dir = %s.dir.display(), format = ext, "Recording session opened");
+        Ok(s)
+    }
+
+    /// Connects the session to the pipeline that runs its recorder (after `Pipeline::start`).
+    pub fn attach(&mut self, shared: Arc<Shared>) {
+        self.shared = Some(shared);
+    }
+
+    /// The session folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The data file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
+    }
+
+    /// Puts a marker into the recording at the time of the call.
+    pub fn add_marker(&mut self, text: &str) -> MarkerEntry {
+        self.add_marker_at(now_ns(), text)
+    }
+
+    /// Puts a marker into the recording at `timestamp_ns` (ns since the UNIX epoch).
+    pub fn add_marker_at(&mut self, timestamp_ns: i64, text: &str) -> MarkerEntry {
+        MarkerHub::global().post(Marker::new(timestamp_ns, text));
+        let e = MarkerEntry { timestamp_ns, time: rfc3339(timestamp_ns), text: text.to_string() };
+        self.meta.markers.push(e.clone());
+        e
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        SessionStatus {
+            dir: self.dir.clone(),
+            samples_written: self.report.as_ref().map_or(0, |r| r.samples.load(Ordering::Relaxed)),
+            markers: self.meta.markers.len(),
+            recorder_state: self
+                .shared
+                .as_ref()
+                .and_then(|s| s.stage(&self.recorder))
+                .map(|s| state_name(s.stats.state()).to_string()),
+        }
+    }
+
+    /// Closes the session once the pipeline has stopped (joined): collects the counters and
+    /// writes the final `session_meta.json`.
+    pub fn finish(mut self) -> Result<SessionMeta, SessionError> {
+        let stop = now_ns();
+        self.meta.stop_ns = Some(stop);
+        self.meta.stop_time = Some(rfc3339(stop));
+        if let Some(r) = &self.report {
+            self.meta.samples_written = r.samples.load(Ordering::Relaxed);
+            self.meta.samples_dropped_upstream = r.gap_samples.load(Ordering::Relaxed);
+            self.meta.samples_clipped = r.clipped.load(Ordering::Relaxed);
+            self.meta.markers_dropped = r.markers_dropped.load(Ordering::Relaxed);
+        }
+        let closed = self.report.as_ref().is_some_and(|r| r.closed.load(Ordering::Acquire));
+        if let Some(shared) = &self.shared {
+            self.meta.packets_dropped_upstream = dropped_upstream(shared, &self.recorder);
+            if let Some(st) = shared.stage(&self.recorder) {
+                let state = st.stats.state();
+                self.meta.recorder = Some(SinkOutcome {
+                    stage: self.recorder.clone(),
+                    state: state_name(state).into(),
+                    error: st.stats.last_error(),
+                    closed,
+                });
+                let failed = matches!(state, StageState::Stopped | StageState::Failed) || !closed;
+                self.meta.status = if failed { "failed" } else { "complete" }.into();
+            }
+            self.meta.other_sinks = shared
+                .stages
+                .iter()
+                .filter(|s| s.name != self.recorder && lookup(s.type_name).is_some_and(|r| r.records))
+                .map(|s| SinkOutcome {
+                    stage: s.name.clone(),
+                    state: state_name(s.stats.state()).into(),
+                    error: s.stats.last_error(),
+                    closed: false,
+                })
+                .map(|mut o| {
+                    o.closed = o.state == "finished" && o.error.is_none();
+                    o
+                })
+                .collect();
+        } else {
+            self.meta.status = if closed { "complete" } else { "failed" }.into();
+        }
+        if self.meta.samples_dropped_upstream > 0 || self.meta.packets_dropped_upstream > 0 {
+            tracing::error!(
+                samples = self.meta.samples_dropped_upstream,
+                packets = self.meta.packets_dropped_upstream,
+                "The recording misses data dropped upstream"
+            );
+        }
+        self.write_meta()?;
+        tracing::info!(dir = %self.dir.display(), status = %self.meta.status, samples = self.meta.samples_written, "Recording session closed");
+        Ok(self.meta)
+    }
+
+    fn write_meta(&self) -> Result<(), SessionError> {
+        let path = self.dir.join(META_FILE);
+        let tmp = self.dir.join(format!("{META_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
+        std::fs::write(&tmp, text + "\n").map_err(io("writing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("writing", &path))
+    }
+}
+
+/// Packets dropped by every stage and queue that feeds `stage` (transitively), and by `stage`
+/// itself while it still took packets.
+fn dropped_upstream(shared: &Shared, stage: &str) -> u64 {
+    let Some(me) = shared.stages.iter().position(|s| s.name == stage) else { return 0 };
+    let mut feeds = vec![false; shared.stages.len()];
+    let mut todo = shared.stages[me].inputs.clone();
+    while let Some(i) = todo.pop() {
+        if !std::mem::replace(&mut feeds[i], true) {
+            todo.extend(shared.stages[i].inputs.iter().copied());
+        }
+    }
+    let names: Vec<&str> =
+        feeds.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| shared.stages[i].name.as_str()).collect();
+    let stage_drops: u64 = shared
+        .stages
+        .iter()
+        .filter(|s| names.contains(&s.name.as_str()))
+        .map(|s| s.stats.drops.load(Ordering::Relaxed))
+        .sum();
+    let edge_drops: u64 = shared
+        .edge_snapshots()
+        .iter()
+        .filter(|e| e.to == stage || names.contains(&e.to.as_str()))
+        .map(|e| e.dropped)
+        .sum();
+    stage_drops + edge_drops
+}
