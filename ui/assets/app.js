@@ -229,12 +229,18 @@ function applyPipeline(p) {
   const rate = traces.rate || emu?.output?.rate || emu?.params?.rate;
   $('st-rate').textContent = rate ? `${rate} SPS` : '—';
   $('st-channels').textContent = traces.channels || emu?.output?.channels || emu?.params?.channels || '—';
-  const p99 = p.latency_us?.p99 ?? p.metrics?.latency_us?.p99 ?? scraped.latencyP99Us;
+  // p99 source → sink latency: the pipeline's own figure, else the worst sink's, else /metrics
+  const sinks = (p.stages ?? []).filter(s => Number.isFinite(s.latency_us?.p99));
+  const worst = sinks.reduce((a, s) => (!a || s.latency_us.p99 > a.latency_us.p99 ? s : a), null);
+  const p99 = p.latency_us?.p99 ?? worst?.latency_us.p99 ?? scraped.latencyP99Us;
+  $('st-latency').title = sinks.length
+    ? `p99 from source to each sink:\n${sinks.map(s => `${s.name}: ${s.latency_us.p99} µs`).join('\n')}`
+    : 'p99 from source to sink';
   $('st-latency').textContent = p99 === undefined ? '—' : p99 >= 1000 ? `${(p99 / 1000).toFixed(1)} ms` : `${Math.round(p99)} µs`;
   const drops = (p.stages ?? []).reduce((a, s) => a + Number(s.drops ?? 0), 0);
   $('st-drops').textContent = String(drops);
   const cpu = p.cpu_percent ?? p.metrics?.cpu_percent ?? scraped.cpuPercent;
-  if (p.latency_us === undefined || p.cpu_percent === undefined) scrapeMetrics();
+  if ((p.latency_us === undefined && !worst) || p.cpu_percent === undefined) scrapeMetrics();
   $('st-cpu').textContent = cpu === undefined ? '—' : `${Number(cpu).toFixed(1)} %`;
 }
 

@@ -85,6 +85,7 @@ export class PipelineGraph {
       g.classList.toggle('locked', !!s.locked);
       g.querySelector('title').textContent =
         `${s.name} (${s.type})\npackets in ${s.packets_in ?? '—'}, out ${s.packets_out ?? '—'}\ndrops ${drops}, errors ${errors}` +
+        (s.latency_us?.p99 !== undefined ? `\nlatency from the source: p50 ${s.latency_us.p50} µs, p99 ${s.latency_us.p99} µs` : '') +
         (s.last_error ? `\nlast error: ${s.last_error}` : '') + (s.locked ? '\nlocked by the recording' : '');
       for (const e of this.edgesInto.get(s.name) ?? []) e.classList.toggle('dropping', drops > 0);
     }
