@@ -49,23 +49,28 @@ const conn = {
 const poll = {
   attempt: 0,
   timer: 0,
+  busy: false,
+  again: false,
+  // One request at a time and one timer: a burst of control events costs one extra poll, and the
+  // loop never forks.
   async run() {
+    if (this.busy) { this.again = true; return; }
+    this.busy = true;
     clearTimeout(this.timer);
+    let delay = POLL_MS;
     try {
       const p = await api.pipeline();
       this.attempt = 0;
       conn.set(true);
       applyPipeline(p);
-      this.timer = setTimeout(() => this.run(), POLL_MS);
     } catch (e) {
-      if (e.status) {              // the daemon answered, with an error: still connected
-        conn.set(true);
-        this.timer = setTimeout(() => this.run(), POLL_MS);
-        return;
-      }
-      conn.set(false, e.message);
-      this.timer = setTimeout(() => this.run(), backoff(this.attempt++));
+      if (e.status) conn.set(true);          // the daemon answered, with an error: still connected
+      else { conn.set(false, e.message); delay = backoff(this.attempt++); }
     }
+    this.busy = false;
+    if (this.again) { this.again = false; delay = 0; }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), delay);
   },
   now() { this.run(); },
 };
