@@ -57,17 +57,20 @@ const poll = {
     if (this.busy) { this.again = true; return; }
     this.busy = true;
     clearTimeout(this.timer);
-    let delay = POLL_MS;
+    let delay = POLL_MS, p = null;
     try {
-      const p = await api.pipeline();
+      p = await api.pipeline();
       this.attempt = 0;
       conn.set(true);
-      applyPipeline(p);
     } catch (e) {
       if (e.status) conn.set(true);          // the daemon answered, with an error: still connected
       else { conn.set(false, e.message); delay = backoff(this.attempt++); }
     }
-    this.busy = false;
+    try {
+      if (p) applyPipeline(p);               // a fault here is a UI bug for the console, not a disconnect
+    } finally {
+      this.busy = false;
+    }
     if (this.again) { this.again = false; delay = 0; }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.run(), delay);
