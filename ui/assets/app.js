@@ -67,10 +67,11 @@ const poll = {
       else { conn.set(false, e.message); delay = backoff(this.attempt++); }
     }
     try {
-      if (p) applyPipeline(p);               // a fault here is a UI bug for the console, not a disconnect
-    } finally {
-      this.busy = false;
+      if (p) applyPipeline(p);
+    } catch (e) {
+      console.error(e);                      // a UI fault, not a disconnect: polling goes on
     }
+    this.busy = false;
     if (this.again) { this.again = false; delay = 0; }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.run(), delay);
