@@ -88,7 +88,15 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         }
         None => None,
     };
-    let pipeline = Pipeline::start(plan)?;
+    let pipeline = match Pipeline::start(plan) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(s) = session {
+                s.abandon(&e.to_string())?;
+            }
+            return Err(e.into());
+        }
+    };
     let shared = pipeline.shared().clone();
     if let Some(s) = session.as_mut() {
         s.attach(shared.clone());
@@ -140,11 +148,16 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         }
     }
     let state = pipeline.join();
+    let mut recorded = true;
     if let Some(s) = session {
         let dir = s.dir().to_path_buf();
         let meta = s.finish()?;
         if meta.status != "complete" {
-            tracing::error!(dir = %dir.display(), recorder = ?meta.recorder, "The recording did not complete");
+            eprintln!(
+                "recording did not complete: {}",
+                meta.recorder.and_then(|r| r.error).unwrap_or_default()
+            );
+            recorded = false;
         }
         println!("{}", dir.display());
     }
@@ -164,6 +177,7 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
             eprintln!("pipeline failed: {reason}");
             Ok(ExitCode::FAILURE)
         }
+        _ if !recorded => Ok(ExitCode::FAILURE),
         _ => Ok(ExitCode::SUCCESS),
     }
 }

@@ -15,5 +15,5 @@
 mod session;
 
 pub use session::{
-    MarkerEntry, Session, SessionError, SessionMeta, SessionOptions, SessionStatus, SinkOutcome,
+    list, MarkerEntry, Session, SessionError, SessionMeta, SessionOptions, SessionStatus, SinkOutcome,
 };

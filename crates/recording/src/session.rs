@@ -398,6 +398,23 @@ impl Session {
         Ok(self.meta)
     }
 
+    /// Closes a session whose pipeline never ran (it failed to start): status `failed`, with
+    /// the reason as the recorder's error.
+    pub fn abandon(mut self, reason: &str) -> Result<SessionMeta, SessionError> {
+        let stop = now_ns();
+        self.meta.stop_ns = Some(stop);
+        self.meta.stop_time = Some(rfc3339(stop));
+        self.meta.status = "failed".into();
+        self.meta.recorder = Some(SinkOutcome {
+            stage: self.recorder.clone(),
+            state: "failed".into(),
+            error: Some(reason.to_string()),
+            closed: false,
+        });
+        self.write_meta()?;
+        Ok(self.meta)
+    }
+
     fn write_meta(&self) -> Result<(), SessionError> {
         let path = self.dir.join(META_FILE);
         let tmp = self.dir.join(format!("{META_FILE}.tmp"));
@@ -405,6 +422,26 @@ impl Session {
         std::fs::write(&tmp, text + "\n").map_err(io("writing", &tmp))?;
         std::fs::rename(&tmp, &path).map_err(io("writing", &path))
     }
+}
+
+/// The sessions under `data_dir` (for `GET /api/recordings`): each folder with a readable
+/// `session_meta.json`, oldest first. Folders without one are skipped.
+pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, SessionMeta)>, SessionError> {
+    let entries = match std::fs::read_dir(data_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("reading the data directory", data_dir)(e)),
+    };
+    let mut out: Vec<(PathBuf, SessionMeta)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter_map(|dir| {
+            let text = std::fs::read_to_string(dir.join(META_FILE)).ok()?;
+            serde_json::from_str(&text).ok().map(|m| (dir, m))
+        })
+        .collect();
+    out.sort_by_key(|(_, m)| m.start_ns);
+    Ok(out)
 }
 
 /// Packets dropped by every stage and queue that feeds `stage` (transitively), and by `stage`

@@ -61,6 +61,8 @@ fn a_session_writes_its_folder_file_and_metadata() {
     assert_eq!(meta.packets_dropped_upstream, 0);
     assert!(meta.samples_written >= 2000, "{}", meta.samples_written);
     assert!(meta.stop_ns.unwrap() >= meta.start_ns);
+    let listed = recording::list(data.path()).unwrap();
+    assert_eq!(listed, vec![(dir.clone(), meta.clone())], "the session is listed");
     let rec = meta.recorder.as_ref().unwrap();
     assert_eq!((rec.state.as_str(), rec.closed, rec.error.as_deref()), ("finished", true, None));
 
@@ -90,4 +92,22 @@ fn a_recorder_whose_disk_fails_stops_and_the_meta_says_why() {
     assert_eq!(rec.state, "stopped", "drain_then_stop");
     assert!(!rec.closed);
     assert!(rec.error.unwrap_or_default().contains("No space left"));
+}
+
+#[test]
+fn a_session_whose_pipeline_cannot_start_is_closed_as_failed() {
+    stages::link();
+    let data = tempfile::tempdir().unwrap();
+    let src =
+        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - csv_sink: { path: /nonexistent/dir/x.csv }\n";
+    let mut p = plan("s.yaml", src).unwrap();
+    let s = Session::create(data.path(), &mut p, &SessionOptions::default()).unwrap();
+    let dir = s.dir().to_path_buf();
+    assert!(dir.to_string_lossy().ends_with("Z_anonymous"), "{}", dir.display());
+    let err = Pipeline::start(p).err().expect("the csv_sink cannot open its file");
+    let meta = s.abandon(&err.to_string()).unwrap();
+    assert_eq!(meta.status, "failed");
+    let on_disk: SessionMeta =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("session_meta.json")).unwrap()).unwrap();
+    assert!(on_disk.recorder.unwrap().error.unwrap().contains("csv_sink"));
 }

@@ -132,6 +132,15 @@ impl MarkerPlacer {
     }
 }
 
+impl Drop for MarkerPlacer {
+    /// A sink dropped without `finish` (its pipeline failed to start) leaves the hub too.
+    fn drop(&mut self) {
+        if let Some(sub) = self.sub.take() {
+            MarkerHub::global().unsubscribe(&sub);
+        }
+    }
+}
+
 fn d_flush_ms() -> u64 {
     1000
 }
@@ -161,7 +170,8 @@ pub struct FileSinkParams {
     /// EDF+ patient field: `code sex birthdate name` (`X` for unknown; default `X X X X`).
     #[serde(default = "d_patient")]
     pub patient: String,
-    /// Free text for the EDF+ recording field (after the start date).
+    /// Free text for the EDF+ recording field's equipment subfield (after `eegd_`; spaces
+    /// become `_`).
     #[serde(default)]
     pub recording: String,
 }
@@ -215,8 +225,10 @@ impl<F: FileFormat> FileSink<F> {
             let Some(file) = self.file.take() else { return Ok(()) };
             self.start_ns = h.timestamp_ns;
             let cfg = WriterConfig { start_ns: h.timestamp_ns, ..self.cfg.clone() };
-            let w =
+            let mut w =
                 Writer::create(BufWriter::with_capacity(1 << 16, file), &cfg).map_err(|e| self.io_err(e))?;
+            // The header on disk at once: from now on the file opens, even after a kill.
+            w.flush().map_err(|e| self.io_err(e))?;
             self.writer = Some(w);
         }
         let (start, rate) = (self.start_ns, self.cfg.rate);
@@ -360,8 +372,12 @@ impl<F: FileFormat> StageType for FileSink<F> {
                 transducer: String::new(),
             });
         }
-        let recording =
-            if p.recording.is_empty() { "eegd".to_string() } else { format!("eegd {}", p.recording) };
+        // EDF+ subfields are separated by spaces: spaces inside one become `_`.
+        let recording = if p.recording.is_empty() {
+            "eegd".to_string()
+        } else {
+            format!("eegd_{}", p.recording.trim().replace(' ', "_"))
+        };
         let cfg = WriterConfig {
             format: F::FORMAT,
             patient: p.patient.clone(),
