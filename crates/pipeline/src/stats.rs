@@ -161,6 +161,11 @@ pub struct StageStats {
     pub latency_ns: Histogram,
     /// For paced sources: deadline → awake, ns (on hardware, DRDY → user space).
     pub wake_late_ns: Histogram,
+    /// For acquisition sources: samples lost to DRDY overruns (read too late, overwritten).
+    pub overruns: AtomicU64,
+    /// For acquisition sources: drift of the DRDY events from the nominal sample clock, ppm
+    /// (`f64` bits; see [`StageStats::drift_ppm`]).
+    drift_ppm: AtomicU64,
     state: AtomicU8,
     last_error: Mutex<Option<String>>,
 }
@@ -175,6 +180,8 @@ impl Default for StageStats {
             process_ns: Histogram::new(),
             latency_ns: Histogram::new(),
             wake_late_ns: Histogram::new(),
+            overruns: AtomicU64::new(0),
+            drift_ppm: AtomicU64::new(0),
             state: AtomicU8::new(0),
             last_error: Mutex::new(None),
         }
@@ -189,6 +196,15 @@ impl StageStats {
             2 => StageState::Stopped,
             _ => StageState::Failed,
         }
+    }
+
+    /// Drift of the DRDY events from the nominal sample clock, ppm (0 for other stages).
+    pub fn drift_ppm(&self) -> f64 {
+        f64::from_bits(self.drift_ppm.load(Ordering::Relaxed))
+    }
+
+    pub fn set_drift_ppm(&self, ppm: f64) {
+        self.drift_ppm.store(ppm.to_bits(), Ordering::Relaxed);
     }
 
     pub fn set_state(&self, s: StageState) {

@@ -1,19 +1,27 @@
-//! `emulator`: a built-in source that behaves like an ADS1299: raw 24-bit counts, paced by
-//! absolute deadlines like the chip's DRDY, or as fast as possible.
-use pipeline::rt::{monotonic_ns, realtime_ns, sleep_until_ns};
+//! `emulator`: a built-in source that is an ADS1299 in all but silicon: the real driver
+//! configures a simulated chip over its SPI protocol and parses its RDATAC frames, the
+//! simulated electrodes carry an EEG-like signal, a sine or the chip's internal test signal,
+//! and DRDY is paced by absolute deadlines (or not at all).
+use crate::ads1299::{
+    channel_labels as labels, chip_config, data_rate, gain_error, rate_error, Acquisition, AcquisitionSpec,
+    GainSetting,
+};
 use pipeline::stage::{BuildCx, ParamError};
-use pipeline::{Context, Header, Kind, Produce, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
+use pipeline::{Context, Kind, Produce, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
 use schemars::JsonSchema;
+use sensors::registers::{Gain, Mux, CHANNELS, MAX_CHIPS};
+use sensors::signal::{SignalModel, SignalParams, Waveform};
+use sensors::sim::{NoDelay, Pacing, SimChain, SimDrdy};
+use sensors::{Ads1299, ChannelConfig};
 use serde::{Deserialize, Serialize};
-use std::f64::consts::TAU;
 use std::sync::Arc;
 
-/// Sample rates the ADS1299 offers.
-pub const RATES: [u32; 7] = [250, 500, 1000, 2000, 4000, 8000, 16000];
-/// PGA gains the ADS1299 offers.
-pub const GAINS: [u32; 7] = [1, 2, 4, 6, 8, 12, 24];
-/// The ADS1299's internal reference, volts.
-pub const VREF: f64 = 4.5;
+pub use crate::ads1299::{GAINS, RATES, VREF};
+
+/// 10-20 labels for the first channels, `Ch<n>` after.
+pub fn channel_labels(n: usize) -> Vec<String> {
+    labels(n)
+}
 
 /// What the emulator puts on its channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
@@ -103,171 +111,31 @@ pub struct EmulatorParams {
     /// Wake once per packet (`batch`, default) or once per sample (`drdy`).
     #[serde(default)]
     pub pace: Pace,
+    /// End after this many samples per channel (default: never), e.g. `rate × seconds` for a
+    /// fixed-length unpaced run.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub samples: Option<u64>,
 }
 
-/// The emulator source.
+/// The emulator source: the ADS1299 driver reading a simulated chain of ceil(channels / 8)
+/// chips, so every run exercises the driver's register set-up and frame parsing.
 pub struct Emulator {
-    p: EmulatorParams,
-    batch: usize,
-    uv_per_count: f64,
-    meta: Arc<StreamMeta>,
-    stream_id: u16,
-    /// Samples produced so far (per channel).
-    n: u64,
-    seq: u64,
-    start_mono: u64,
-    start_real: i64,
-    started: bool,
-    rng: u64,
-    /// Per-channel 1/f state (three one-pole low-passes of white noise, Voss–McCartney style).
-    pink: Vec<[f64; 3]>,
-    /// Per-channel phase offsets of alpha.
-    phase: Vec<f64>,
-    blink_until: u64,
-}
-
-/// xorshift64*: small, fast and deterministic; statistical quality is ample for test signals.
-fn next_u64(s: &mut u64) -> u64 {
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    s.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
-
-fn uniform(s: &mut u64) -> f64 {
-    (next_u64(s) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn gaussian(s: &mut u64) -> f64 {
-    // Irwin–Hall with 4 terms: bounded and cheap, close enough to normal for a background.
-    (uniform(s) + uniform(s) + uniform(s) + uniform(s) - 2.0) * 1.732
-}
-
-/// 10-20 labels for the first channels, `Ch<n>` after.
-pub fn channel_labels(n: usize) -> Vec<String> {
-    const TEN_TWENTY: [&str; 8] = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"];
-    (0..n).map(|i| if n <= 8 { TEN_TWENTY[i].to_string() } else { format!("Ch{}", i + 1) }).collect()
-}
-
-impl Emulator {
-    /// One sample of channel `ch` at sample index `n`, in µV.
-    fn sample_uv(&mut self, ch: usize, n: u64) -> f64 {
-        let t = n as f64 / self.p.rate as f64;
-        match self.p.signal {
-            Signal::Sine => self.p.amplitude_uv * (TAU * self.p.sine_hz * t).sin(),
-            Signal::Test => {
-                let f = 2.048e6 / (1u64 << 21) as f64;
-                if (t * f).fract() < 0.5 {
-                    1875.0
-                } else {
-                    -1875.0
-                }
-            }
-            Signal::Eeg => {
-                let w = gaussian(&mut self.rng);
-                let st = &mut self.pink[ch];
-                // Three poles spread over the band give an approximately 1/f spectrum.
-                let rate = self.p.rate as f64;
-                for (k, fc) in [2.0, 20.0, 200.0].into_iter().enumerate() {
-                    let a = (-TAU * fc / rate).exp();
-                    st[k] = a * st[k] + (1.0 - a) * w * (rate / fc).sqrt();
-                }
-                let background = 4.0 * (st[0] + st[1] + st[2]);
-                let alpha_env = 0.6 + 0.4 * (TAU * 0.1 * t + self.phase[ch]).sin();
-                let alpha = 20.0 * alpha_env * (TAU * 10.0 * t + self.phase[ch]).sin();
-                let line = 5.0 * (TAU * self.p.line_hz * t).sin();
-                let blink = if ch < 2 && n < self.blink_until {
-                    let left = (self.blink_until - n) as f64 / (0.3 * rate);
-                    150.0 * (std::f64::consts::PI * left).sin()
-                } else {
-                    0.0
-                };
-                background + alpha + line + blink
-            }
-        }
-    }
-
-    fn fill(&mut self, cx: &mut Context<'_>, deadline: Option<u64>) -> Result<(), StageError> {
-        let (ch, batch, n0) = (self.p.channels, self.batch, self.n);
-        let rate = self.p.rate as i64;
-        let ts =
-            self.start_real + (n0 as i64 / rate) * 1_000_000_000 + (n0 as i64 % rate) * 1_000_000_000 / rate;
-        let header = Header {
-            stream_id: self.stream_id,
-            kind: Kind::Raw,
-            seq: self.seq,
-            timestamp_ns: ts,
-            rate: self.p.rate as f64,
-            channels: ch as u32,
-            samples: batch as u32,
-            ready_ns: 0,
-            meta: self.meta.clone(),
-        };
-        self.seq += 1;
-        self.n += batch as u64;
-        if self.p.signal == Signal::Eeg && self.n > self.blink_until + 2 * self.p.rate as u64 {
-            // A blink every few seconds on average, 300 ms long.
-            if uniform(&mut self.rng) < batch as f64 / (4.0 * self.p.rate as f64) {
-                self.blink_until = self.n + (0.3 * self.p.rate as f64) as u64;
-            }
-        }
-        let mut pkt = match cx.alloc(header) {
-            Ok(p) => p,
-            Err(_) => {
-                // The chip does not wait either: the samples are lost, counted, and the gap
-                // shows in `seq`.
-                cx.count_drop(1);
-                return Ok(());
-            }
-        };
-        {
-            let mut m = pkt.make_mut()?;
-            let out = m.i32s_mut();
-            let full = (1i64 << 23) - 1;
-            for i in 0..batch {
-                if self.p.pace == Pace::Drdy {
-                    if let Some(d) = deadline {
-                        let sample_deadline =
-                            d - ((batch - 1 - i) as u64 * 1_000_000_000) / self.p.rate as u64;
-                        sleep_until_ns(sample_deadline);
-                    }
-                }
-                for c in 0..ch {
-                    let uv = self.sample_uv(c, n0 + i as u64);
-                    let counts = (uv / self.uv_per_count).round() as i64;
-                    out[c * batch + i] = counts.clamp(-full - 1, full) as i32;
-                }
-            }
-            m.header_mut().ready_ns = monotonic_ns();
-        }
-        cx.emit(pkt);
-        Ok(())
-    }
+    acq: Acquisition<SimChain, SimDrdy>,
 }
 
 impl Stage for Emulator {
+    fn start(&mut self) -> Result<(), StageError> {
+        self.acq.configure(&mut NoDelay)
+    }
+
     fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
-        if !self.started {
-            self.started = true;
-            self.start_mono = monotonic_ns();
-            self.start_real = realtime_ns();
-        }
-        if !self.p.realtime {
-            self.fill(cx, None)?;
-            return Ok(Produce::Ready);
-        }
-        // Absolute deadline of this packet's last sample: lateness never accumulates.
-        let last = self.n + self.batch as u64;
-        let rate = self.p.rate as u64;
-        let deadline = self.start_mono + (last / rate) * 1_000_000_000 + (last % rate) * 1_000_000_000 / rate;
-        if self.p.pace == Pace::Batch {
-            sleep_until_ns(deadline);
-        }
-        self.fill(cx, Some(deadline))?;
-        // Batch pacing: the one wake's lateness. DRDY pacing: the last sample's wake, plus the
-        // (sub-microsecond) work on that one sample.
-        cx.stats().wake_late_ns.record(monotonic_ns().saturating_sub(deadline));
-        Ok(Produce::Ready)
+        self.acq.produce(cx)
+    }
+
+    fn finish(&mut self, _: &mut Context<'_>) -> Result<(), StageError> {
+        self.acq.stop();
+        Ok(())
     }
 }
 
@@ -276,24 +144,22 @@ impl StageType for Emulator {
     const NAME: &'static str = "emulator";
     const ROLE: Role = Role::Source;
     const ACCEPTS: &'static [Kind] = &[];
-    const DOC: &'static str = "A built-in ADS1299 stand-in: raw 24-bit counts with correct headers, \
-        paced by absolute deadlines like the chip's DRDY (or unpaced).\n\nInputs: none. Outputs: raw counts.";
+    const DOC: &'static str = "A built-in ADS1299 stand-in: the real ADS1299 driver talking to a \
+        simulated chip (a daisy chain of ceil(channels / 8)), whose electrodes carry `eeg` (1/f \
+        background, alpha, line noise, blinks on Fp1/Fp2), a `sine`, or the chip's internal `test` \
+        signal. Raw 24-bit counts exactly as the chip gives them (gain, 4.5 V reference, clipping), \
+        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced.\n\n\
+        Inputs: none. Outputs: raw counts.";
     const EXAMPLE: &'static str =
         "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100 }\n  - null_sink: {}\n";
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
-        if !RATES.contains(&p.rate) {
-            e.push(ParamError::new(
-                "rate",
-                format!("{} is not an ADS1299 rate (one of {:?})", p.rate, RATES),
-            ));
+        if data_rate(p.rate).is_none() {
+            e.push(rate_error(p.rate));
         }
-        if !GAINS.contains(&p.gain) {
-            e.push(ParamError::new(
-                "gain",
-                format!("{} is not an ADS1299 gain (one of {:?})", p.gain, GAINS),
-            ));
+        if Gain::from_factor(p.gain).is_none() {
+            e.push(gain_error(p.gain));
         }
         e
     }
@@ -304,6 +170,34 @@ impl StageType for Emulator {
         cx: &BuildCx<'_>,
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let batch = p.batch.unwrap_or((p.rate / 250) as usize).max(1);
+        let chips = p.channels.div_ceil(CHANNELS).clamp(1, MAX_CHIPS);
+        let gain = GainSetting::All(p.gain);
+        let (waveform, mux) = match p.signal {
+            Signal::Eeg => (Waveform::Eeg, Mux::Normal),
+            Signal::Sine => (Waveform::Sine, Mux::Normal),
+            Signal::Test => (Waveform::Flat, Mux::TestSignal),
+        };
+        let mut cfg =
+            chip_config(p.rate, chips, p.channels, &gain, ChannelConfig { mux, ..Default::default() });
+        cfg.test_signal.internal = p.signal == Signal::Test;
+        let model = SignalModel::new(
+            SignalParams {
+                waveform,
+                line_hz: p.line_hz,
+                sine_hz: p.sine_hz,
+                amplitude_uv: p.amplitude_uv,
+                seed: p.seed,
+            },
+            chips * CHANNELS,
+        );
+        let sim = SimChain::new(chips, model);
+        let pacing = match (p.realtime, p.pace) {
+            (false, _) => Pacing::Unpaced,
+            (true, Pace::Batch) => Pacing::Batch(batch as u32),
+            (true, Pace::Drdy) => Pacing::PerSample,
+        };
+        let drdy = sim.drdy(pacing);
+        let dev = Ads1299::new(sim, chips).map_err(|e| ParamError::new("channels", e.to_string()))?;
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
             labels: channel_labels(p.channels),
@@ -320,27 +214,18 @@ impl StageType for Emulator {
             max_samples: batch,
             meta: meta.clone(),
         };
-        let mut rng = p.seed ^ 0x9E37_79B9_7F4A_7C15;
-        let phase = (0..p.channels).map(|_| uniform(&mut rng) * TAU).collect();
-        Ok((
-            Emulator {
-                p: p.clone(),
-                batch,
-                uv_per_count: crate::to_voltage::uv_per_count(VREF, p.gain as f64),
-                meta,
-                stream_id: cx.stream_id,
-                n: 0,
-                seq: 0,
-                start_mono: 0,
-                start_real: 0,
-                started: false,
-                rng,
-                pink: vec![[0.0; 3]; p.channels],
-                phase,
-                blink_until: 0,
-            },
-            Some(out),
-        ))
+        let spec = AcquisitionSpec {
+            cfg,
+            name: cx.name.to_string(),
+            rate: p.rate,
+            batch,
+            channels: p.channels,
+            meta,
+            stream_id: cx.stream_id,
+            limit: p.samples,
+            record_wake: p.realtime,
+        };
+        Ok((Emulator { acq: Acquisition::new(dev, drdy, spec) }, Some(out)))
     }
 }
 
@@ -395,5 +280,61 @@ mod tests {
             EmulatorParams { rate: 300, gain: 3, ..serde_json::from_value(serde_json::json!({})).unwrap() };
         let errs = Emulator::check(&e);
         assert_eq!(errs.iter().map(|e| e.param).collect::<Vec<_>>(), ["rate", "gain"]);
+    }
+
+    #[test]
+    fn test_signal_is_the_chips_internal_square_wave() {
+        let params = serde_json::json!({"channels": 3, "rate": 250, "gain": 1, "signal": "test",
+            "realtime": false, "batch": 250});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        let (_, out) = h.produce().unwrap();
+        let v = out[0].i32s();
+        let high = sensors::sim::quantise(1875.0, 1);
+        // f_CLK / 2^21 ≈ 0.977 Hz: the first 128 samples (0.512 s) high, the rest low.
+        assert!(v[..128].iter().all(|&x| x == high), "{:?}", &v[..4]);
+        assert!(v[128..250].iter().all(|&x| x == -high));
+        assert_eq!(&v[250..500], &v[..250], "every channel carries it");
+    }
+
+    #[test]
+    fn twelve_channels_chain_two_chips_and_emit_twelve() {
+        let params = serde_json::json!({"channels": 12, "rate": 1000, "signal": "sine",
+            "amplitude_uv": 100, "realtime": false, "batch": 10});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        assert_eq!(h.output.as_ref().unwrap().meta.labels[11], "Ch12");
+        let (_, out) = h.produce().unwrap();
+        let hd = out[0].header();
+        assert_eq!((hd.channels, hd.samples), (12, 10));
+        let v = out[0].i32s();
+        assert!(v[10..20].iter().any(|&x| x != 0));
+        assert_eq!(&v[110..120], &v[..10], "channel 12 (chip 2) = channel 1 (chip 1)");
+    }
+
+    #[test]
+    fn samples_ends_the_source_after_that_many() {
+        let params = serde_json::json!({"rate": 250, "batch": 4, "samples": 10, "realtime": false});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        let sizes: Vec<u32> = (0..3).map(|_| h.produce().unwrap().1[0].header().samples).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        let (r, out) = h.produce().unwrap();
+        assert_eq!((r, out.len()), (Produce::End, 0));
+    }
+
+    #[test]
+    fn a_late_reader_of_a_drdy_paced_chip_counts_the_overrun() {
+        // One sample per packet, so each packet's timestamp says exactly which DRDY it came from.
+        let params = serde_json::json!({"rate": 250, "batch": 1, "realtime": true, "pace": "drdy"});
+        let mut h = Harness::new("emulator", params, &[], 4).unwrap();
+        h.start().unwrap();
+        let t0 = h.produce().unwrap().1[0].header().timestamp_ns;
+        let lost_before = h.stats().overruns.load(std::sync::atomic::Ordering::Relaxed);
+        // Not reading for 40 ms lets about 10 DRDYs pass: their samples are gone.
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        let t1 = h.produce().unwrap().1[0].header().timestamp_ns;
+        let lost = h.stats().overruns.load(std::sync::atomic::Ordering::Relaxed) - lost_before;
+        assert!(lost >= 8, "{lost} samples lost");
+        // The timestamp stays on the sample grid and shows the gap.
+        assert_eq!(t1 - t0, (1 + lost as i64) * 4_000_000);
+        assert_eq!(h.stats().wake_late_ns.count(), 2);
     }
 }

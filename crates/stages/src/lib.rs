@@ -4,6 +4,7 @@
 //! a sink's writer. Nothing here knows about threads, queues or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod ads1299;
 pub mod band_power;
 pub mod bdf_sink;
 pub mod broker;
@@ -25,6 +26,7 @@ pub mod websocket_sink;
 /// The names of every stage this crate registers. The binary calls this so the linker keeps
 /// the registrations (dtolnay/inventory#7), and a test checks the registry against it.
 pub const BUILT_IN: &[&str] = &[
+    "ads1299",
     "band_power",
     "bandpass",
     "bandstop",
