@@ -1,9 +1,11 @@
 // eegd browser UI: wires the views to the daemon's API (DESIGN §7).
 //
-// Fields read from `GET /api/pipeline` beyond `state`, `config`, `stages[].{name, type, params,
-// locked, packets_in, packets_out, drops, errors}`, all optional: `stages[].inputs` (names or
-// indices; else taken from `config`), `stages[].output.{rate, channels, labels}`, `latency_us.p99`,
-// `cpu_percent`, and `recording` (`null`, or `{session, started_ns, bytes, input}`).
+// Read from `GET /api/pipeline`: `state`, `error`, and per stage `name`, `type`, `params`,
+// `inputs` (names or indices; else derived from a `config.stages` list), `locked`, `locked_by`,
+// `packets_in`/`packets_out`, `drops`, `errors`, `latency_us` (sinks), `output.{rate, channels,
+// labels, bands}`; `recording` (`null`, or `{session, started_at | started_ns, bytes}`). All but
+// `state` and `stages` are optional: the page shows "—" for what it is not given. CPU comes from
+// `cpu_percent` or, failing that, from `GET /metrics`.
 import { api, wsUrl, backoff } from './api.js';
 import { parseFrame, KIND_TIMESERIES, KIND_SPECTRUM, KIND_BANDS } from './frame.js';
 import { TraceView } from './traces.js';
