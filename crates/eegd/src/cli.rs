@@ -185,21 +185,7 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
 pub fn stages(json: bool) -> Result<ExitCode> {
     let all = registry();
     if json {
-        let list: Vec<serde_json::Value> = all
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "type": r.name,
-                    "role": r.role,
-                    "accepts": r.accepts,
-                    "on_error": r.on_error,
-                    "doc": r.doc,
-                    "example": r.example,
-                    "defaults": defaults_of(r),
-                    "params_schema": (r.schema)(),
-                })
-            })
-            .collect();
+        let list = crate::daemon::catalogue();
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }

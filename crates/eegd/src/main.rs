@@ -1,8 +1,9 @@
-//! `eegd`: run, check and benchmark pipelines (and, later, serve them).
+//! `eegd`: run, check, serve and benchmark pipelines.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod cli;
+mod daemon;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The daemon: HTTP/WebSocket API, live parameters, recordings, metrics and the browser UI.
+    Serve(daemon::ServeArgs),
     /// The reference benchmark (DESIGN §9), beside the naive baseline.
     Bench(bench::BenchArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Run { file, duration, record } => cli::run(&file, duration, &record),
         Command::Validate { file } => cli::validate(&file),
         Command::Stages { json } => cli::stages(json),
+        Command::Serve(args) => daemon::serve(args),
         Command::Bench(args) => bench::run(args),
     };
     match res {

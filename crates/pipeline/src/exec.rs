@@ -12,6 +12,11 @@
 //! produced before the stop is lost on a `block` edge.
 //!
 //! Errors and panics (caught with `catch_unwind`) follow the stage's [`ErrorPolicy`].
+//!
+//! Live parameters: [`Shared::patch_stage`] queues a merge-patch for a stage on its group's
+//! bounded command queue and waits for the answer; the group thread applies it between packets
+//! (one emptiness check per loop when nothing is queued), so a stage is only ever touched by
+//! its own thread.
 use crate::pool::{Packet, Pool, PoolStats};
 use crate::queue::{Edge, EdgeSnapshot};
 use crate::rt;
@@ -23,8 +28,9 @@ use crate::wake::Waker;
 use serde::Serialize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The pipeline's overall state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +52,44 @@ pub struct StageInfo {
     pub on_error: ErrorPolicy,
     pub output: Option<StreamInfo>,
     pub stats: Arc<StageStats>,
+    /// Refuses parameter changes to this stage and everything upstream of it: set from
+    /// [`crate::Stage::is_locked`] when the pipeline starts, and by the control plane
+    /// ([`Shared::set_locked`]).
+    pub locked: AtomicBool,
+    /// The stage's group (index into the group threads) and its place in that group.
+    group_index: usize,
+    local: usize,
+}
+
+/// A parameter patch on its way to a stage's thread, with where to send the answer.
+struct PatchRequest {
+    node: usize,
+    patch: serde_json::Value,
+    reply: mpsc::SyncSender<Result<serde_json::Value, String>>,
+}
+
+/// Commands waiting for one group thread.
+struct GroupControl {
+    requests: crossbeam_queue::ArrayQueue<PatchRequest>,
+    waker: Arc<Waker>,
+}
+
+/// Patches a group's queue holds before [`PatchError::Busy`].
+const PATCH_QUEUE: usize = 8;
+
+/// Why a live parameter change was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PatchError {
+    #[error("no stage `{0}`")]
+    UnknownStage(String),
+    #[error("`{stage}` is locked while `{by}` records; stop the recording first")]
+    Locked { stage: String, by: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("stage `{0}` is not running")]
+    NotRunning(String),
+    #[error("stage `{0}` has too many changes waiting; try again")]
+    Busy(String),
 }
 
 /// A stage's counters, as `GET /api/pipeline` shows them.
@@ -76,6 +120,7 @@ pub struct Shared {
     pub pool: Pool,
     /// Source ready → every same-thread sink has the packet, ns.
     pub latency_ns: Histogram,
+    controls: Vec<Arc<GroupControl>>,
 }
 
 impl Shared {
@@ -161,6 +206,63 @@ impl Shared {
     pub fn stage(&self, name: &str) -> Option<&StageInfo> {
         self.stages.iter().find(|s| s.name == name)
     }
+
+    /// Locks or unlocks stage `name` (and so everything upstream of it) against parameter
+    /// changes. False if there is no such stage.
+    pub fn set_locked(&self, name: &str, locked: bool) -> bool {
+        self.stage(name).map(|s| s.locked.store(locked, Ordering::Release)).is_some()
+    }
+
+    /// The locked stage that refuses changes to stage `i`: `i` itself, or any stage it feeds,
+    /// directly or not.
+    pub fn locked_by(&self, i: usize) -> Option<&str> {
+        let mut feeds = vec![false; self.stages.len()];
+        feeds[i] = true;
+        // Stages are in topological order: whatever `i` feeds comes after it.
+        for k in i..self.stages.len() {
+            if k != i && self.stages[k].inputs.iter().any(|&j| feeds[j]) {
+                feeds[k] = true;
+            }
+            if feeds[k] && self.stages[k].locked.load(Ordering::Acquire) {
+                return Some(&self.stages[k].name);
+            }
+        }
+        None
+    }
+
+    /// Applies a JSON merge-patch to stage `name`'s parameters between two of its packets, on
+    /// its own thread, and returns its parameters after the change. Waits at most `timeout`
+    /// for the stage's thread (a source applies it after its current packet).
+    pub fn patch_stage(
+        &self,
+        name: &str,
+        patch: serde_json::Value,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, PatchError> {
+        let i = self
+            .stages
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| PatchError::UnknownStage(name.to_string()))?;
+        if let Some(by) = self.locked_by(i) {
+            return Err(PatchError::Locked { stage: name.to_string(), by: by.to_string() });
+        }
+        let info = &self.stages[i];
+        if self.is_finished() || info.stats.state() != StageState::Running {
+            return Err(PatchError::NotRunning(name.to_string()));
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let control = &self.controls[info.group_index];
+        control
+            .requests
+            .push(PatchRequest { node: info.local, patch, reply })
+            .map_err(|_| PatchError::Busy(name.to_string()))?;
+        control.waker.wake();
+        match answer.recv_timeout(timeout) {
+            Ok(r) => r.map_err(PatchError::Invalid),
+            Err(_) => Err(PatchError::NotRunning(name.to_string())),
+        }
+    }
 }
 
 /// A running pipeline. Dropping it stops it and waits.
@@ -207,6 +309,7 @@ struct Group {
     inbound: Vec<Inbound>,
     source: Option<usize>,
     waker: Arc<Waker>,
+    control: Arc<GroupControl>,
     shared: Arc<Shared>,
     cpu: Option<usize>,
     priority: Option<u8>,
@@ -248,6 +351,15 @@ impl Pipeline {
             counts[g] += 1;
         }
         let wakers: Vec<Arc<Waker>> = group_names.iter().map(|_| Arc::new(Waker::new())).collect();
+        let controls: Vec<Arc<GroupControl>> = wakers
+            .iter()
+            .map(|w| {
+                Arc::new(GroupControl {
+                    requests: crossbeam_queue::ArrayQueue::new(PATCH_QUEUE),
+                    waker: w.clone(),
+                })
+            })
+            .collect();
 
         // Routes and edges.
         let mut routes: Vec<Vec<Route>> = stages.iter().map(|_| Vec::new()).collect();
@@ -276,7 +388,8 @@ impl Pipeline {
 
         let infos: Vec<StageInfo> = stages
             .iter()
-            .map(|s| StageInfo {
+            .enumerate()
+            .map(|(i, s)| StageInfo {
                 name: s.name.clone(),
                 type_name: s.type_name,
                 role: s.role,
@@ -285,6 +398,9 @@ impl Pipeline {
                 on_error: s.on_error,
                 output: s.output.clone(),
                 stats: Arc::new(StageStats::default()),
+                locked: AtomicBool::new(s.stage.is_locked()),
+                group_index: group_of[i],
+                local: local[i],
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -297,6 +413,7 @@ impl Pipeline {
             edges,
             pool,
             latency_ns: Histogram::new(),
+            controls: controls.clone(),
         });
 
         let mut groups: Vec<Group> = group_names
@@ -309,6 +426,7 @@ impl Pipeline {
                     inbound: std::mem::take(&mut inbound[g]),
                     source: None,
                     waker: wakers[g].clone(),
+                    control: controls[g].clone(),
                     shared: shared.clone(),
                     cpu: cfg.and_then(|c| c.cpu),
                     priority: cfg.and_then(|c| c.priority).or(runtime.realtime_priority),
@@ -455,6 +573,7 @@ impl Group {
                 break;
             }
             self.poll_inbound();
+            self.apply_patches();
         }
         self.finish(k, StageState::Finished);
     }
@@ -484,13 +603,41 @@ impl Group {
 
     fn run_inbound(&mut self) {
         while !self.nodes.iter().all(|n| n.done) {
-            if !self.poll_inbound() {
-                let inbound = &self.inbound;
+            let patched = self.apply_patches();
+            if !self.poll_inbound() && !patched {
+                let (inbound, control) = (&self.inbound, &self.control);
                 self.waker.wait_until(|| {
-                    inbound.iter().any(|i| !i.done && (!i.edge.is_empty() || i.edge.is_closed()))
+                    !control.requests.is_empty()
+                        || inbound.iter().any(|i| !i.done && (!i.edge.is_empty() || i.edge.is_closed()))
                 });
             }
         }
+        // Anyone still waiting for an answer learns the stage has ended.
+        self.apply_patches();
+    }
+
+    /// Applies the queued parameter patches (control path: may allocate). True if any.
+    fn apply_patches(&mut self) -> bool {
+        if self.control.requests.is_empty() {
+            return false;
+        }
+        while let Some(r) = self.control.requests.pop() {
+            let Some(node) = self.nodes.get_mut(r.node) else { continue };
+            let res = if node.done {
+                Err(format!("stage `{}` is not running", node.name))
+            } else {
+                match catch_unwind(AssertUnwindSafe(|| node.stage.patch(&r.patch))) {
+                    Ok(Ok(())) => Ok(node.stage.params_json()),
+                    Ok(Err(e)) => Err(e),
+                    Err(p) => Err(panic_message(p)),
+                }
+            };
+            if res.is_ok() {
+                tracing::info!(stage = %node.name, "Parameters changed");
+            }
+            let _ = r.reply.try_send(res);
+        }
+        true
     }
 
     fn deliver(&mut self, k: usize, port: usize, pkt: Packet) {

@@ -1,0 +1,577 @@
+//! The pipeline's lifecycle as the daemon drives it: start (validate first), stop (drain),
+//! replace, restart with live changes kept, live parameter changes, and recording sessions.
+//!
+//! Every method blocks (a stop drains the pipeline; a parameter change waits for the stage's
+//! thread), so the HTTP handlers call them on tokio's blocking pool. One mutex orders them: a
+//! change of pipeline never races a parameter change or a recording start.
+use super::error::{ApiError, ApiResult};
+use super::session::{SessionRequest, SessionStore};
+use pipeline::exec::{Pipeline, PipelineState, Shared};
+use pipeline::stage::Role;
+use pipeline::topology::file::{RecordingConfig, RecordingFormat};
+use pipeline::topology::graph::{plan, Plan};
+use pipeline::topology::{yaml, Diagnostic, Diagnostics};
+use recording::{Session, SessionError, SessionOptions};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Component, Path};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// How long a parameter change may wait for its stage's thread.
+const PATCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest marker label, in characters.
+const MAX_LABEL: usize = 256;
+/// Stage keys that are not parameters (DESIGN §4).
+const RESERVED: [&str; 5] = ["name", "inputs", "group", "on_error", "queue"];
+
+/// A pipeline file the daemon runs: its name, its text, and the stages changed live since.
+#[derive(Clone)]
+struct Config {
+    name: String,
+    source: String,
+    /// Full parameters of each stage changed live, by stage name.
+    overrides: BTreeMap<String, Value>,
+}
+
+struct Recording {
+    session: Session,
+}
+
+#[derive(Default)]
+struct Inner {
+    config: Option<Config>,
+    pipeline: Option<Pipeline>,
+    /// The last started pipeline's counters, kept after it stops.
+    shared: Option<Arc<Shared>>,
+    /// Current parameters of every running stage.
+    params: BTreeMap<String, Value>,
+    recording_cfg: RecordingConfig,
+    recording: Option<Recording>,
+    /// Why the last start failed after validation (a device or file would not open).
+    start_error: Option<String>,
+}
+
+/// The daemon's pipeline, its live parameters and its recording.
+pub struct Controller {
+    inner: Mutex<Inner>,
+    pub sessions: SessionStore,
+    events: broadcast::Sender<String>,
+}
+
+/// Renders stages as YAML flow maps in JSON syntax (JSON is YAML 1.2), so the text loads back
+/// with the same parser and diagnostics as any pipeline file.
+fn render(root: &Value) -> String {
+    let mut out = String::from("stages:\n");
+    for st in root["stages"].as_array().into_iter().flatten() {
+        if let Some((ty, body)) = st.as_object().and_then(|m| m.iter().next()) {
+            out.push_str(&format!("  - {ty}: {body}\n"));
+        }
+    }
+    for key in ["runtime", "recording"] {
+        if let Some(v) = root.get(key).filter(|v| !v.is_null()) {
+            out.push_str(&format!("{key}: {v}\n"));
+        }
+    }
+    out
+}
+
+/// The config's text with live changes applied and `extra` stages appended. Without either, the
+/// text as given, byte for byte.
+fn effective(cfg: &Config, extra: &[Value]) -> Result<String, ApiError> {
+    if cfg.overrides.is_empty() && extra.is_empty() {
+        return Ok(cfg.source.clone());
+    }
+    let node = yaml::parse(&cfg.source).map_err(|d| ApiError::Internal(anyhow::anyhow!("reparsing: {d}")))?;
+    let mut root = node.to_json();
+    if let Some(stages) = root.get_mut("stages").and_then(|s| s.as_array_mut()) {
+        for st in stages.iter_mut() {
+            let Some((ty, body)) = st.as_object_mut().and_then(|m| m.iter_mut().next()) else { continue };
+            if !body.is_object() {
+                *body = Value::Object(Map::new());
+            }
+            let name = body.get("name").and_then(|n| n.as_str()).unwrap_or(ty).to_string();
+            if let (Some(new), Some(b)) = (cfg.overrides.get(&name), body.as_object_mut()) {
+                b.retain(|k, _| RESERVED.contains(&k.as_str()));
+                if let Some(p) = new.as_object() {
+                    b.extend(p.clone());
+                }
+            }
+        }
+        stages.extend(extra.iter().cloned());
+    }
+    Ok(render(&root))
+}
+
+/// Makes every stage's `path` parameter lie inside the data directory `root`: a relative path
+/// without `..` is taken relative to it; anything else is refused at its line and column.
+/// Returns the text to run: the text as given when it names no path.
+fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiError> {
+    let Ok(node) = yaml::parse(source) else { return Ok(source.to_string()) };
+    let mut tree = node.to_json();
+    let (mut diags, mut changed) = (Vec::new(), false);
+    for (i, item) in node.get("stages").and_then(|s| s.as_seq()).unwrap_or_default().iter().enumerate() {
+        let Some((ty, body)) = item.as_map().and_then(|m| m.first()) else { continue };
+        let (Some(ty), Some(p)) = (ty.as_str(), body.get("path")) else { continue };
+        let Some(text) = p.as_str() else { continue };
+        let path = Path::new(text);
+        if !text.is_empty()
+            && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            tree["stages"][i][ty]["path"] = json!(root.join(path));
+            changed = true;
+        } else {
+            diags.push(Diagnostic::at(
+                p.span,
+                format!(
+                    "`path` \"{text}\": files the daemon reads or writes lie inside its data directory; \
+                     give a path relative to it, without `..`"
+                ),
+            ));
+        }
+    }
+    if !diags.is_empty() {
+        return Err(ApiError::InvalidPipeline(Diagnostics::new(name, diags)));
+    }
+    Ok(if changed { render(&tree) } else { source.to_string() })
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+impl Controller {
+    pub fn new(sessions: SessionStore) -> Controller {
+        Controller { inner: Mutex::new(Inner::default()), sessions, events: broadcast::channel(256).0 }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes pushed to every `/ws/control` client.
+    pub fn events(&self) -> broadcast::Receiver<String> {
+        self.events.subscribe()
+    }
+
+    fn push(&self, event: Value) {
+        let _ = self.events.send(event.to_string());
+    }
+
+    /// Validates `source` and, if valid, replaces whatever runs with it. An invalid file
+    /// changes nothing. Stages' `path`s are taken inside the data directory.
+    pub fn start(&self, name: &str, source: &str) -> ApiResult<Value> {
+        let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
+        let text = confine_paths(name, source, self.sessions.root())?;
+        let p = if text == source { p } else { plan(name, &text).map_err(ApiError::InvalidPipeline)? };
+        let mut inner = self.lock();
+        if inner.recording.is_some() {
+            return Err(ApiError::Conflict(
+                "a recording is running; stop it before changing the pipeline".into(),
+            ));
+        }
+        let cfg = Config { name: name.to_string(), source: text, overrides: BTreeMap::new() };
+        self.replace(&mut inner, cfg, p)?;
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        Ok(s)
+    }
+
+    /// Starts the current pipeline again, with its live parameter changes.
+    pub fn restart(&self) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        if inner.recording.is_some() {
+            return Err(ApiError::Conflict("a recording is running; stop it before restarting".into()));
+        }
+        let cfg =
+            inner.config.clone().ok_or_else(|| ApiError::Conflict("no pipeline has been started".into()))?;
+        let src = effective(&cfg, &[])?;
+        let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+        self.replace(&mut inner, cfg, p)?;
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        Ok(s)
+    }
+
+    /// Stops the running pipeline, draining it; a recording is closed first.
+    pub fn stop(&self) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        let rec = self.close_recording(&mut inner);
+        if let Some(p) = inner.pipeline.take() {
+            let state = p.join();
+            tracing::info!(?state, "Pipeline stopped");
+        }
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        if let Some(r) = rec {
+            self.push(json!({ "event": "recording", "recording": null, "closed": r }));
+        }
+        Ok(s)
+    }
+
+    /// Stops everything before the process exits.
+    pub fn shutdown(&self) {
+        let _ = self.stop();
+    }
+
+    fn replace(&self, inner: &mut Inner, cfg: Config, p: Plan) -> ApiResult<()> {
+        if let Some(old) = inner.pipeline.take() {
+            old.join();
+        }
+        inner.params = p.stages.iter().map(|s| (s.name.clone(), s.stage.params_json())).collect();
+        inner.recording_cfg = p.recording.clone();
+        inner.config = Some(cfg);
+        match Pipeline::start(p) {
+            Ok(pl) => {
+                inner.shared = Some(pl.shared().clone());
+                inner.pipeline = Some(pl);
+                inner.start_error = None;
+                tracing::info!("Pipeline running");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Pipeline did not start");
+                inner.shared = None;
+                inner.start_error = Some(e.to_string());
+                Err(ApiError::BadRequest(format!("the pipeline did not start: {e}")))
+            }
+        }
+    }
+
+    fn running(inner: &Inner) -> Option<&Arc<Shared>> {
+        inner
+            .pipeline
+            .as_ref()
+            .map(|p| p.shared())
+            .filter(|s| s.state() == PipelineState::Running && !s.is_finished())
+    }
+
+    /// `running` / `stopped` / `failed` and the reason.
+    fn state(inner: &Inner) -> (&'static str, Option<String>) {
+        if let Some(e) = &inner.start_error {
+            return ("failed", Some(e.clone()));
+        }
+        match inner.shared.as_ref().map(|s| (s.state(), s.is_finished())) {
+            Some((PipelineState::Failed(r), _)) => ("failed", Some(r)),
+            Some((PipelineState::Running, false)) if inner.pipeline.is_some() => ("running", None),
+            _ => ("stopped", None),
+        }
+    }
+
+    /// What `GET /api/pipeline` shows.
+    pub fn pipeline(&self) -> Value {
+        let inner = self.lock();
+        self.summary(&inner)
+    }
+
+    fn summary(&self, inner: &Inner) -> Value {
+        let (state, error) = Self::state(inner);
+        let config = inner.config.as_ref().map(|c| {
+            let text = effective(c, &[]).unwrap_or_else(|_| c.source.clone());
+            json!({
+                "name": c.name,
+                "source": text,
+                "tree": yaml::parse(&text).map(|n| n.to_json()).unwrap_or(Value::Null),
+                "overrides": c.overrides,
+            })
+        });
+        let locked_by = |shared: &Shared, i: usize| shared.locked_by(i).map(str::to_string);
+        let stages: Vec<Value> = inner
+            .shared
+            .as_ref()
+            .map(|sh| {
+                sh.stages
+                    .iter()
+                    .zip(sh.stage_snapshots())
+                    .enumerate()
+                    .map(|(i, (info, snap))| {
+                        let out = info.output.as_ref().map(|o| {
+                            json!({
+                                "kind": o.kind,
+                                "rate": o.rate,
+                                "channels": o.channels,
+                                "labels": o.meta.labels,
+                                "units": o.meta.units,
+                                "axis": o.meta.axis,
+                                "bands": o.meta.bands,
+                            })
+                        });
+                        let by = locked_by(sh, i);
+                        json!({
+                            "name": info.name,
+                            "type": info.type_name,
+                            "role": info.role,
+                            "group": info.group,
+                            "inputs": info.inputs.iter().map(|&j| &sh.stages[j].name).collect::<Vec<_>>(),
+                            "params": inner.params.get(&info.name),
+                            "locked": by.is_some(),
+                            "locked_by": by,
+                            "state": snap.state,
+                            "packets": if info.role == Role::Source { snap.packets_out } else { snap.packets_in },
+                            "packets_in": snap.packets_in,
+                            "packets_out": snap.packets_out,
+                            "drops": snap.drops,
+                            "errors": snap.errors,
+                            "last_error": snap.last_error,
+                            "process_us": snap.process_us,
+                            "latency_us": (info.role == Role::Sink).then(|| {
+                                let mut l = info.stats.latency_ns.percentiles();
+                                for v in [&mut l.p50, &mut l.p99, &mut l.p999, &mut l.max] {
+                                    *v /= 1000;
+                                }
+                                l.mean /= 1000.0;
+                                l
+                            }),
+                            "output": out,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let edges = inner.shared.as_ref().map(|s| s.edge_snapshots()).unwrap_or_default();
+        let pool = inner.shared.as_ref().map(|s| s.pool_stats());
+        json!({
+            "state": state,
+            "error": error,
+            "config": config,
+            "stages": stages,
+            "edges": edges,
+            "pool": pool,
+            "recording": inner.recording.as_ref().map(|r| session_summary(&r.session)),
+        })
+    }
+
+    /// Applies a JSON merge-patch to a running stage's parameters.
+    pub fn patch(&self, stage: &str, patch: Value) -> ApiResult<Value> {
+        if !patch.is_object() {
+            return Err(ApiError::BadRequest("a parameter change is a JSON object (a merge-patch)".into()));
+        }
+        let mut inner = self.lock();
+        let shared = match Self::running(&inner) {
+            Some(s) => s.clone(),
+            None if inner.shared.as_ref().is_some_and(|s| s.stage(stage).is_some()) => {
+                return Err(ApiError::Conflict("the pipeline is not running".into()))
+            }
+            None => return Err(ApiError::NotFound(format!("no stage `{stage}`"))),
+        };
+        let params = shared.patch_stage(stage, patch, PATCH_TIMEOUT)?;
+        inner.params.insert(stage.to_string(), params.clone());
+        if let Some(cfg) = inner.config.as_mut() {
+            cfg.overrides.insert(stage.to_string(), params.clone());
+        }
+        self.push(json!({ "event": "params", "stage": stage, "params": params }));
+        Ok(json!({ "stage": stage, "params": params }))
+    }
+
+    /// Opens a session (the `recording` library: folder, `pipeline.yaml`, `session_meta.json`,
+    /// and a recorder sink on the `recording.input` stage) and runs the pipeline with it.
+    ///
+    /// The recorder joins by restarting the pipeline with the session's recorder added: the
+    /// running pipeline drains first (nothing it produced is lost) and the new one starts at
+    /// once, with the live parameter changes. While it records, the recorder and everything
+    /// upstream of it are locked.
+    pub fn start_recording(&self, req: SessionRequest) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        if inner.recording.is_some() {
+            return Err(ApiError::Conflict("a recording is already running".into()));
+        }
+        if Self::running(&inner).is_none() {
+            return Err(ApiError::Conflict("no pipeline is running; start one first".into()));
+        }
+        let cfg = inner.config.clone().ok_or_else(|| ApiError::Conflict("no pipeline is running".into()))?;
+        let format = match req.format.as_deref() {
+            None => None,
+            Some("bdf") => Some(RecordingFormat::Bdf),
+            Some("edf") => Some(RecordingFormat::Edf),
+            Some("csv") => Some(RecordingFormat::Csv),
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown format `{other}` (valid: `bdf`, `edf`, `csv`)"
+                )))
+            }
+        };
+        let dir =
+            self.sessions.confine(inner.recording_cfg.data_dir.as_deref()).map_err(ApiError::BadRequest)?;
+        let src = effective(&cfg, &[])?;
+        let mut p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+        let opts = SessionOptions {
+            participant: req.participant.unwrap_or_default(),
+            notes: req.notes.unwrap_or_default(),
+            format,
+        };
+        let mut session = Session::create(&dir, &mut p, &opts).map_err(session_error)?;
+        if let Err(e) = self.replace(&mut inner, cfg, p) {
+            let _ = session.abandon(&e.to_string());
+            return Err(e);
+        }
+        if let Some(shared) = Self::running(&inner) {
+            session.attach(shared.clone());
+        }
+        let summary = session_summary(&session);
+        tracing::info!(session = %session.dir().display(), "Recording started");
+        inner.recording = Some(Recording { session });
+        self.push(json!({ "event": "recording", "recording": summary }));
+        Ok(summary)
+    }
+
+    /// Detaches the recorder (the pipeline restarts without it, which closes the file) and
+    /// closes the session.
+    pub fn stop_recording(&self) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        let Some(rec) = inner.recording.take() else {
+            return Err(ApiError::Conflict("no recording is running".into()));
+        };
+        let was_running = Self::running(&inner).is_some();
+        let restart = inner.config.clone().filter(|_| was_running);
+        if let Some(p) = inner.pipeline.take() {
+            p.join();
+        }
+        let summary = finish_session(rec.session)?;
+        if let Some(cfg) = restart {
+            let src = effective(&cfg, &[])?;
+            let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+            self.replace(&mut inner, cfg, p)?;
+        }
+        self.push(json!({ "event": "recording", "recording": null, "closed": summary }));
+        Ok(summary)
+    }
+
+    /// Closes a running recording's session after the pipeline is stopped (shutdown, stop).
+    fn close_recording(&self, inner: &mut Inner) -> Option<Value> {
+        let rec = inner.recording.take()?;
+        if let Some(p) = inner.pipeline.take() {
+            p.join();
+        }
+        match finish_session(rec.session) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "Closing the session failed");
+                None
+            }
+        }
+    }
+
+    /// Bytes the running session's data file holds, for metrics.
+    pub fn recording_bytes(&self) -> Option<u64> {
+        self.lock().recording.as_ref().map(|r| file_len(r.session.file()))
+    }
+
+    /// Past sessions under the data directory, newest first.
+    pub fn recordings(&self) -> ApiResult<Value> {
+        let mut list = recording::list(self.sessions.root()).map_err(|e| ApiError::Internal(e.into()))?;
+        list.reverse();
+        let items = list
+            .into_iter()
+            .map(|(dir, meta)| {
+                let mut v = serde_json::to_value(&meta).unwrap_or_default();
+                v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+                v["path"] = json!(dir.strip_prefix(self.sessions.root()).unwrap_or(&dir));
+                v["bytes"] = json!(meta.files.first().map(|f| file_len(&dir.join(f))));
+                v
+            })
+            .collect();
+        Ok(Value::Array(items))
+    }
+
+    /// The pipeline's counters, for metrics.
+    pub fn shared(&self) -> Option<Arc<Shared>> {
+        self.lock().shared.clone()
+    }
+
+    /// Records a marker in the running session (if any) and tells every control client.
+    pub fn marker(&self, label: &str, timestamp_ns: Option<i64>) -> ApiResult<Value> {
+        if label.is_empty() || label.chars().count() > MAX_LABEL {
+            return Err(ApiError::BadRequest(format!(
+                "a marker needs a `label` of 1 to {MAX_LABEL} characters"
+            )));
+        }
+        let ts = timestamp_ns.unwrap_or_else(now_ns);
+        let mut inner = self.lock();
+        let session = match inner.recording.as_mut() {
+            Some(r) => {
+                r.session.add_marker_at(ts, label);
+                r.session.dir().file_name().map(|n| n.to_string_lossy().into_owned())
+            }
+            None => None,
+        };
+        let m = json!({ "label": label, "timestamp_ns": ts, "session": session });
+        self.push(json!({ "event": "marker", "marker": m }));
+        Ok(m)
+    }
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// What a client sees of a running session.
+fn session_summary(s: &Session) -> Value {
+    let m = s.meta();
+    json!({
+        "session": s.dir().file_name().map(|n| n.to_string_lossy().into_owned()),
+        "path": s.dir(),
+        "data_file": s.file().file_name().map(|n| n.to_string_lossy().into_owned()),
+        "format": m.format,
+        "input": m.input,
+        "started_at": m.start_time,
+        "bytes": file_len(s.file()),
+        "samples_written": s.status().samples_written,
+    })
+}
+
+/// Finishes a session whose pipeline has stopped; its final `session_meta.json`, with the
+/// session's folder name and path.
+fn finish_session(s: Session) -> ApiResult<Value> {
+    let dir = s.dir().to_path_buf();
+    let meta = s.finish().map_err(session_error)?;
+    tracing::info!(session = %dir.display(), status = %meta.status, "Recording stopped");
+    let mut v = serde_json::to_value(&meta).map_err(|e| ApiError::Internal(e.into()))?;
+    v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+    v["path"] = json!(dir);
+    Ok(v)
+}
+
+fn session_error(e: SessionError) -> ApiError {
+    match e {
+        SessionError::NoInput | SessionError::NotTimeSeries(..) => ApiError::Conflict(e.to_string()),
+        SessionError::Build(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::Io { .. } => ApiError::Internal(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_confined_to_the_data_directory() {
+        let root = Path::new("/data");
+        let src = "stages:\n  - emulator: {}\n  - csv_sink: { path: ../x.csv }\n  - csv_sink: { name: b, path: /etc/x }\n";
+        let Err(ApiError::InvalidPipeline(d)) = confine_paths("f", src, root) else { panic!("accepted") };
+        let at: Vec<_> = d.items.iter().map(|i| i.span.map(|s| (s.line, s.col))).collect();
+        assert_eq!(at, [Some((3, 23)), Some((4, 32))]);
+        let ok = "stages:\n  - emulator: {}\n  - csv_sink: { path: run/x.csv }\n";
+        let text = confine_paths("f", ok, root).unwrap();
+        assert_eq!(yaml::parse(&text).unwrap().to_json()["stages"][1]["csv_sink"]["path"], "/data/run/x.csv");
+        let none = "stages:\n  - emulator: {}\n";
+        assert_eq!(confine_paths("f", none, root).unwrap(), none);
+    }
+
+    #[test]
+    fn effective_config_keeps_reserved_keys_and_applies_changes() {
+        let mut cfg = Config {
+            name: "t.yaml".into(),
+            source: "stages:\n  - emulator: { channels: 2 }\n  - notch: { name: n, hz: 50 }\nruntime: { queue_capacity: 8 }\n".into(),
+            overrides: BTreeMap::new(),
+        };
+        assert_eq!(effective(&cfg, &[]).unwrap(), cfg.source);
+        cfg.overrides.insert("n".into(), json!({ "hz": 60, "q": 30 }));
+        let text = effective(&cfg, &[json!({ "csv_sink": { "path": "x.csv" } })]).unwrap();
+        let back = yaml::parse(&text).unwrap().to_json();
+        assert_eq!(back["stages"][1]["notch"], json!({ "name": "n", "hz": 60, "q": 30 }));
+        assert_eq!(back["stages"][0]["emulator"], json!({ "channels": 2 }));
+        assert_eq!(back["stages"][2]["csv_sink"]["path"], "x.csv");
+        assert_eq!(back["runtime"]["queue_capacity"], 8);
+    }
+}

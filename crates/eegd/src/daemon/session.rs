@@ -1,0 +1,74 @@
+//! Where recording sessions go: the data directory, and the folders inside it that a pipeline
+//! file's `recording.data_dir` may name. The sessions themselves (folder, `pipeline.yaml`,
+//! `session_meta.json`, the recorder) are the `recording` crate's.
+//!
+//! The root is canonicalised once; a session folder is always made below it, from names the
+//! `recording` crate chooses (start time, sanitised participant code): a request cannot name a
+//! path outside it.
+use anyhow::{Context as _, Result};
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+/// What a client asked for when it started a recording (`POST /api/recording/start`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    pub participant: Option<String>,
+    pub notes: Option<String>,
+    /// `bdf`, `edf` or `csv`; default the pipeline file's `recording.format`.
+    pub format: Option<String>,
+}
+
+/// The data directory.
+pub struct SessionStore {
+    root: PathBuf,
+}
+
+impl SessionStore {
+    /// Creates the data directory if needed.
+    pub fn new(root: &Path) -> Result<SessionStore> {
+        fs::create_dir_all(root)
+            .with_context(|| format!("creating the data directory {}", root.display()))?;
+        let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+        Ok(SessionStore { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder a pipeline file's `recording.data_dir` names, which must lie inside the data
+    /// directory: a relative path without `..`, created if needed.
+    pub fn confine(&self, dir: Option<&Path>) -> Result<PathBuf, String> {
+        let Some(dir) = dir else { return Ok(self.root.clone()) };
+        if dir.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Err(format!(
+                "`recording.data_dir` must be a folder inside the data directory ({}), without `..`",
+                self.root.display()
+            ));
+        }
+        let p = self.root.join(dir);
+        fs::create_dir_all(&p).map_err(|_| "`recording.data_dir` cannot be created".to_string())?;
+        match p.canonicalize() {
+            Ok(c) if c.starts_with(&self.root) => Ok(c),
+            _ => Err("`recording.data_dir` leaves the data directory".to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dir_cannot_leave_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(tmp.path()).unwrap();
+        assert!(store.confine(Some(Path::new("../x"))).is_err());
+        assert!(store.confine(Some(Path::new("/etc"))).is_err());
+        assert!(store.confine(Some(Path::new("a/../../b"))).is_err());
+        let ok = store.confine(Some(Path::new("lab/a"))).unwrap();
+        assert!(ok.starts_with(store.root()));
+        assert_eq!(store.confine(None).unwrap(), store.root());
+    }
+}
