@@ -1,6 +1,9 @@
 """Browser tests of the eegd UI in Debian's Chromium, driven by Playwright.
 
-    pytest interop/test_ui.py -s        (-s shows the measured frame rate)
+    EEGD_BIN=target/debug/eegd pytest interop/test_ui.py -s    (-s shows the measured frame rate)
+
+They run the real `eegd serve` (the `eegd_bin` fixture of interop/conftest.py) on a free
+loopback port.
 
 Needs /usr/bin/chromium (`apt-get install chromium`) and `playwright==1.65.2` (its driver only:
 the browser is Debian's, never a downloaded one). Skipped when Chromium is missing.
@@ -8,12 +11,10 @@ the browser is Debian's, never a downloaded one). Skipped when Chromium is missi
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -55,21 +56,11 @@ def pipeline(channels: int, rate: int) -> dict:
     ]}
 
 
-def has_serve(exe: Path) -> bool:
-    """Whether this `eegd` has the daemon (`eegd serve`)."""
-    r = subprocess.run([str(exe), "serve", "--help"], capture_output=True, timeout=30)
-    return r.returncode == 0
-
-
 class Server:
-    """The daemon under test on a free loopback port, which can be killed and started again.
-
-    `eegd serve` when the binary has it; otherwise interop/mock_daemon.py, which speaks the same API.
-    """
+    """`eegd serve` on a free loopback port, which can be killed and started again."""
 
     def __init__(self, exe: Path, data_dir: Path):
         self.exe = exe
-        self.real = has_serve(exe)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
@@ -77,16 +68,12 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        if self.real:
-            return [str(self.exe), "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
-        return [sys.executable, str(ROOT / "interop" / "mock_daemon.py"),
-                "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        return [str(self.exe), "serve", "--bind", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
 
     def start(self):
-        env = {**os.environ, "EEGD_BIN": str(self.exe)}
         self.log = self.data_dir.parent / "server.log"
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=self.data_dir.parent, env=env,
+            self.proc = subprocess.Popen(self.command(), cwd=self.data_dir.parent,
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -175,7 +162,9 @@ def test_page_loads_without_console_errors(page):
 
 
 def test_traces_are_drawn_and_move(page):
-    before = trace_pixels(page)
+    deadline = time.monotonic() + 15
+    while (before := trace_pixels(page))["painted"] <= 0.005 * before["total"] and time.monotonic() < deadline:
+        page.wait_for_timeout(250)   # the first seconds of the stream fill the window from the right
     wait_paints(page, 10)
     page.wait_for_timeout(300)
     after = trace_pixels(page)

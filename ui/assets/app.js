@@ -211,8 +211,19 @@ async function scrapeMetrics() {
   }
 }
 
+let runningPreset = null;
+
+/** Shows the running pipeline's preset in the preset list (once per change, so a choice stays). */
+function followPreset(p) {
+  const name = typeof p.config?.name === 'string' ? p.config.name.match(/([^/]+?)(\.ya?ml)?$/)?.[1] : null;
+  if (!name || name === runningPreset) return;
+  const sel = $('preset');
+  if ([...sel.options].some(o => o.value === name)) { sel.value = name; runningPreset = name; }
+}
+
 function applyPipeline(p) {
   pipeline = p;
+  followPreset(p);
   const state = typeof p.state === 'string' ? p.state : p.state?.state ?? 'unknown';
   const pill = $('pipeline-state');
   pill.dataset.state = state;
@@ -268,6 +279,9 @@ async function reloadStatic() {
       return o;
     }));
     if (keep && [...sel.options].some(o => o.value === keep)) sel.value = keep;
+    else if ([...sel.options].some(o => o.value === 'default')) sel.value = 'default';
+    runningPreset = null;
+    if (pipeline) followPreset(pipeline);
   } catch { /* no presets: the select stays empty */ }
   recording.refreshSessions();
 }

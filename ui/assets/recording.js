@@ -149,16 +149,28 @@ export class RecordingPanel {
       const who = document.createElement('span');
       who.className = 'dim';
       let dur = pick(s, 'duration_s', 'seconds');
+      if (dur === undefined && s.start_ns && s.stop_ns) dur = (Number(s.stop_ns) - Number(s.start_ns)) / 1e9;
       if (dur === undefined && s.started_at && s.stopped_at) dur = (Date.parse(s.stopped_at) - Date.parse(s.started_at)) / 1000;
       const participant = pick(s, 'participant') ?? pick(s.meta ?? {}, 'participant');
-      who.textContent = [participant, dur !== undefined ? formatDuration(Number(dur)) : null].filter(Boolean).join(' · ');
+      const markers = Array.isArray(s.markers) ? s.markers.length : 0;
+      who.textContent = [participant, dur !== undefined ? formatDuration(Number(dur)) : null, markers ? `${markers} marker${markers > 1 ? 's' : ''}` : null]
+        .filter(Boolean).join(' · ');
+      const lost = Number(s.samples_dropped_upstream ?? 0) + Number(s.packets_dropped_upstream ?? 0);
+      if ((s.status && s.status !== 'complete' && s.status !== 'recording') || lost) {
+        const warn = document.createElement('span');
+        warn.className = 's-warn';
+        warn.textContent = lost ? `${s.status ?? ''} · ${lost} lost upstream`.replace(/^ · /, '') : s.status;
+        warn.title = 'from session_meta.json: the recording did not complete cleanly';
+        who.append(' ', warn);
+      }
       head.append(title, who);
       const files = document.createElement('div');
       files.className = 's-files';
       const dir = pick(s, 'session', 'path') ?? name;
       // Without a file list, the files every session folder has (DESIGN §7).
-      const fileList = pick(s, 'files') ?? [pick(s, 'data_file'), 'session_meta.json', 'pipeline.yaml'].filter(Boolean)
-        .map(f => ({ name: f, bytes: f === s.data_file ? s.bytes : undefined }));
+      // `files` may be names (the data file first, whose size is `bytes`) or objects.
+      const names = pick(s, 'files') ?? [pick(s, 'data_file'), 'session_meta.json', 'pipeline.yaml'].filter(Boolean);
+      const fileList = names.map((f, i) => (typeof f === 'string' ? { name: f, bytes: i === 0 ? s.bytes : undefined } : f));
       for (const f of fileList) {
         const fname = typeof f === 'string' ? f : pick(f, 'name', 'file', 'path');
         const a = document.createElement('a');
