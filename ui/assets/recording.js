@@ -166,7 +166,9 @@ export class RecordingPanel {
       head.append(title, who);
       const files = document.createElement('div');
       files.className = 's-files';
-      const dir = pick(s, 'session', 'path') ?? name;
+      // the folder relative to the data directory (sessions may sit in `recording.data_dir` folders)
+      const rel = typeof s.path === 'string' && !s.path.startsWith('/') ? s.path : null;
+      const dir = rel ?? pick(s, 'session') ?? name;
       // Without a file list, the files every session folder has (DESIGN §7).
       // `files` may be names (the data file first, whose size is `bytes`) or objects.
       const names = pick(s, 'files') ?? [pick(s, 'data_file'), 'session_meta.json', 'pipeline.yaml'].filter(Boolean);
