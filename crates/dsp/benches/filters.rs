@@ -4,31 +4,63 @@
 //! channels × 16 samples per call. Throughput is reported per channel-sample-section, so
 //! `1000 / (Melem/s)` is the cost in ns of one section on one sample of one channel.
 //!
-//! Three state layouts, same arithmetic (f64, DF-II transposed), each call copying the same
-//! input block first:
-//! - `channels_inner` — [`dsp::SosBank`]: `state[section][k][channel]`, sample by sample, the
-//!   channels innermost (vectorised across channels);
+//! Layouts of the same arithmetic (f64, DF-II transposed), each call copying the same input
+//! block first:
+//! - `channels_inner` — [`dsp::SosBank::process`]: `state[section][k][channel]`, sample by
+//!   sample, the channels innermost (vectorised across channels), AVX2 + FMA when the CPU has
+//!   them (chosen at run time);
+//! - `channels_inner_portable` — the same loop with plain multiplies and adds (SSE2);
 //! - `channel_outer` — each channel's contiguous samples in turn, all sections per sample, state
 //!   `[channel][section][k]` (a serial chain of dependent multiply-adds per channel);
 //! - `chunked8` — channels in chunks of 8 kept in locals, all samples of a chunk before the next.
 //!
-//! Figures, 2026-11-23, x86-64 VM (2 cores, AVX-512 host, default target-cpu = SSE2), rustc 1.95,
-//! criterion medians (time per call, then ns per channel-sample-section):
+//! Time is the thread's CPU time (see [`ThreadCpu`]). Figures and the machine: BENCHMARKS.md,
+//! "DSP kernels". In short (2026-11-24, x86-64 VM with AVX2, load average ~5): `channels_inner`
+//! 0.63 ns per channel-sample-section, `channels_inner_portable` 1.29, `chunked8` 1.59,
+//! `channel_outer` 2.00.
 //!
-//! | bench | per call | ns / ch·sample·section |
-//! | --- | --- | --- |
-//! | `bandpass4_32chx16/channels_inner` (kept) | 1.54 µs | 0.75 |
-//! | `bandpass4_32chx16/chunked8` | 2.19 µs | 1.07 |
-//! | `bandpass4_32chx16/channel_outer` | 3.13 µs | 1.53 |
-//! | `decimate16_32chx64/in_place` (8 sections) | 6.06 µs | 0.74 |
-//! | `psd256_one_channel` | 0.56 µs | — |
-//!
-//! `channels_inner` was 1.68 ns until its inner loop took its slices as separate arguments:
+//! `channels_inner` was 2.2× slower until its inner loop took its slices as separate arguments:
 //! without that, the optimiser could not prove the state and lane vectors disjoint and guarded
 //! the vector loop with run-time overlap checks.
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dsp::{butter, BandKind, Decimator, Psd, Sos, SosBank};
+use nix::time::{clock_gettime, ClockId};
 use std::hint::black_box;
+use std::time::Duration;
+
+/// Criterion measuring the benchmark thread's CPU time rather than wall time: on a machine
+/// shared with other jobs, time spent descheduled does not count.
+struct ThreadCpu(WallTime);
+
+fn thread_cpu_now() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map(Duration::from).unwrap_or_default()
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
+
+type Crit = Criterion<ThreadCpu>;
 
 const CHANNELS: usize = 32;
 const SAMPLES: usize = 16;
@@ -107,7 +139,7 @@ fn input(channels: usize, samples: usize) -> Vec<f32> {
     (0..channels * samples).map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0).collect()
 }
 
-fn bandpass(c: &mut Criterion) {
+fn bandpass(c: &mut Crit) {
     let sos = butter(4, BandKind::Bandpass(1.0, 40.0), FS).unwrap();
     let src = input(CHANNELS, SAMPLES);
     let mut data = src.clone();
@@ -119,6 +151,13 @@ fn bandpass(c: &mut Criterion) {
         b.iter(|| {
             data.copy_from_slice(&src);
             bank.process(black_box(&mut data), CHANNELS, SAMPLES);
+        })
+    });
+    let mut portable = SosBank::new(&sos, CHANNELS);
+    g.bench_function("channels_inner_portable", |b| {
+        b.iter(|| {
+            data.copy_from_slice(&src);
+            portable.process_portable(black_box(&mut data), CHANNELS, SAMPLES);
         })
     });
     let mut outer = ChannelOuter::new(&sos, CHANNELS);
@@ -138,7 +177,7 @@ fn bandpass(c: &mut Criterion) {
     g.finish();
 }
 
-fn other(c: &mut Criterion) {
+fn other(c: &mut Crit) {
     // Downsample 4000 -> 250 S/s, 32 channels × 64 samples per call (8 sections).
     let mut d = Decimator::new(16, FS, CHANNELS, 64).unwrap();
     let src = input(CHANNELS, 64);
@@ -159,5 +198,9 @@ fn other(c: &mut Criterion) {
     c.bench_function("psd256_one_channel", |b| b.iter(|| psd.compute(black_box(&x), &mut out)));
 }
 
-criterion_group!(benches, bandpass, other);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu(WallTime));
+    targets = bandpass, other
+}
 criterion_main!(benches);

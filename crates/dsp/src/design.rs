@@ -98,8 +98,35 @@ pub fn butter(order: usize, kind: BandKind, fs: f64) -> Result<Vec<Sos>, DesignE
         return Err(DesignError::Order(order));
     }
     check_rate(fs)?;
-    let proto = buttap(order);
-    let zpk = match kind {
+    Ok(zpk2sos(bilinear(transform(buttap(order), kind, fs)?, 2.0)))
+}
+
+/// Highest Chebyshev type II order [`cheby2`] designs.
+pub const MAX_CHEBY2_ORDER: usize = 16;
+
+/// A Chebyshev type II filter of `order` with `rs_db` of stop-band attenuation, as second-order
+/// sections, equal to `scipy.signal.cheby2(order, rs_db, Wn, btype, output='sos', fs=fs)`. Its
+/// frequencies are where the stop band begins (the gain first reaches `-rs_db`), not -3 dB
+/// points: a low-pass at `f` attenuates everything above `f` by at least `rs_db`.
+pub fn cheby2(order: usize, rs_db: f64, kind: BandKind, fs: f64) -> Result<Vec<Sos>, DesignError> {
+    if !(1..=MAX_CHEBY2_ORDER).contains(&order) {
+        return Err(DesignError::Param { what: "Chebyshev order", value: order as f64, range: "1..=16" });
+    }
+    if !(rs_db.is_finite() && rs_db > 0.0) {
+        return Err(DesignError::Param {
+            what: "stop-band attenuation (dB)",
+            value: rs_db,
+            range: "above 0",
+        });
+    }
+    check_rate(fs)?;
+    Ok(zpk2sos(bilinear(transform(cheb2ap(order, rs_db), kind, fs)?, 2.0)))
+}
+
+/// scipy's `iirfilter` between the analog prototype and the bilinear transform: the band's
+/// edges prewarped at `fs = 2`, then `lp2lp`/`lp2hp`/`lp2bp`/`lp2bs`.
+fn transform(proto: Zpk, kind: BandKind, fs: f64) -> Result<Zpk, DesignError> {
+    Ok(match kind {
         BandKind::Lowpass(f) => lp2lp(proto, warp(normalised(f, fs)?)),
         BandKind::Highpass(f) => lp2hp(proto, warp(normalised(f, fs)?)),
         BandKind::Bandpass(lo, hi) | BandKind::Bandstop(lo, hi) => {
@@ -117,8 +144,7 @@ pub fn butter(order: usize, kind: BandKind, fs: f64) -> Result<Vec<Sos>, DesignE
                 lp2bs(proto, wo, bw)
             }
         }
-    };
-    Ok(zpk2sos(bilinear(zpk, 2.0)))
+    })
 }
 
 /// A second-order IIR notch at `w0_hz` with quality factor `q` (bandwidth `w0/q` at -3 dB),
@@ -150,6 +176,26 @@ fn buttap(n: usize) -> Zpk {
         })
         .collect();
     Zpk { z: Vec::new(), p, k: 1.0 }
+}
+
+/// `scipy.signal.cheb2ap`: the analog Chebyshev type II prototype, stop band from 1 rad/s,
+/// `rs` dB down: zeros on the imaginary axis, poles the reciprocals of Butterworth poles
+/// squeezed onto an ellipse.
+fn cheb2ap(n: usize, rs: f64) -> Zpk {
+    let de = 1.0 / (10f64.powf(0.1 * rs) - 1.0).sqrt();
+    let mu = (1.0 / de).asinh() / n as f64;
+    let nf = n as f64;
+    // m = -N+1, -N+3, … N-1, leaving out 0 when N is odd (a zero at infinity).
+    let m = (0..n).map(|i| -nf + 1.0 + 2.0 * i as f64).filter(|&m| m != 0.0);
+    let z: Vec<C64> =
+        m.map(|m| -(C64::new(0.0, 1.0) / C64::real((m * PI / (2.0 * nf)).sin())).conj()).collect();
+    let p: Vec<C64> = buttap(n)
+        .p
+        .into_iter()
+        .map(|p| C64::real(1.0) / C64::new(mu.sinh() * p.re, mu.cosh() * p.im))
+        .collect();
+    let k = (prod(p.iter().map(|&p| -p)) / prod(z.iter().map(|&z| -z))).re;
+    Zpk { z, p, k }
 }
 
 fn prod(v: impl Iterator<Item = C64>) -> C64 {
@@ -282,7 +328,7 @@ fn nearest(fro: &[C64], to: C64, which: Which) -> usize {
             Which::Real => fro[i].is_real(),
             Which::Complex => !fro[i].is_real(),
         })
-        .expect("zpk2sos: no zero of the kind needed (not reachable for Butterworth designs)")
+        .expect("zpk2sos: no zero of the kind needed (not reachable for Butterworth and Chebyshev designs)")
 }
 
 /// numpy's `poly`, real part, for up to two roots: `[1, -(r1 + r2), r1 r2]`.

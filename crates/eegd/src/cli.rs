@@ -164,7 +164,7 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
     for s in shared.stage_snapshots() {
         tracing::info!(
             stage = %s.name, state = ?s.state, packets_in = s.packets_in, packets_out = s.packets_out,
-            drops = s.drops, errors = s.errors, "Stage finished"
+            drops = s.drops, errors = s.errors, overruns = s.overruns, drift_ppm = s.drift_ppm, "Stage finished"
         );
     }
     for e in shared.edge_snapshots() {

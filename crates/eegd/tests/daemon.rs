@@ -233,6 +233,8 @@ async fn metrics_are_exported() {
         "eegd_stage_packets_total{stage=\"emulator\"",
         "eegd_stage_errors_total",
         "eegd_stage_drops_total",
+        "eegd_stage_overruns_total{stage=\"emulator\"",
+        "eegd_stage_drift_ppm{stage=\"emulator\"",
         "eegd_stage_processing_seconds_bucket",
         "eegd_sink_latency_seconds_count{stage=\"websocket_sink\"",
         "eegd_pool_in_use",

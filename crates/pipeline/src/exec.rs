@@ -104,6 +104,10 @@ pub struct StageSnapshot {
     pub packets_out: u64,
     pub errors: u64,
     pub drops: u64,
+    /// Acquisition sources: samples lost to DRDY overruns.
+    pub overruns: u64,
+    /// Acquisition sources: drift of the DRDY events from the nominal sample clock, ppm.
+    pub drift_ppm: f64,
     pub process_us: Percentiles,
     pub last_error: Option<String>,
 }
@@ -164,6 +168,8 @@ impl Shared {
                     packets_out: s.stats.packets_out.load(Ordering::Relaxed),
                     errors: s.stats.errors.load(Ordering::Relaxed),
                     drops: s.stats.drops.load(Ordering::Relaxed),
+                    overruns: s.stats.overruns.load(Ordering::Relaxed),
+                    drift_ppm: s.stats.drift_ppm(),
                     process_us: p,
                     last_error: s.stats.last_error(),
                 }

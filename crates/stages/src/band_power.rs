@@ -42,6 +42,10 @@ pub struct BandPower {
     /// Per band, the bin range `[first, last)`.
     bins: Vec<(usize, usize)>,
     df: f64,
+    /// The input's frequency axis, for live changes of the bands.
+    axis: Vec<f64>,
+    /// The input stream's metadata, which the output's is made from.
+    input_meta: std::sync::Arc<pipeline::StreamMeta>,
     seq: u64,
     /// The output stream's metadata (band names and edges).
     meta: std::sync::Arc<pipeline::StreamMeta>,
@@ -80,7 +84,8 @@ impl StageType for BandPower {
     const ROLE: Role = Role::Transform;
     const ACCEPTS: &'static [Kind] = &[Kind::Spectrum];
     const DOC: &'static str = "Power in frequency bands (µV²): the PSD summed over each band's bins \
-        times the bin width.\n\nInputs: spectrum. Outputs: band powers, one value per band per channel.";
+        (`low_hz` ≤ f < `high_hz`) times the bin width. Takes live changes of the bands' edges and names \
+        (not their number).\n\nInputs: spectrum. Outputs: band powers, one value per band per channel.";
     const EXAMPLE: &'static str = "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - fft: { size: 256 }\n  - band_power: {}\n  - null_sink: {}\n";
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
@@ -102,25 +107,59 @@ impl StageType for BandPower {
         _: &BuildCx<'_>,
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let s = &inputs[0];
-        let axis = &s.meta.axis;
+        let axis = s.meta.axis.clone();
         let df = if axis.len() > 1 { axis[1] - axis[0] } else { 1.0 };
-        let bins = p
-            .bands
-            .iter()
-            .map(|b| {
-                let lo = axis.iter().position(|&f| f >= b.low_hz).unwrap_or(axis.len());
-                let hi = axis.iter().position(|&f| f >= b.high_hz).unwrap_or(axis.len());
-                (lo, hi)
-            })
-            .collect();
-        let out =
-            StreamInfo { kind: Kind::BandPower, max_samples: p.bands.len(), ..s.clone() }.with_meta(|m| {
-                m.units = "uV^2".into();
-                m.bands = p.bands.iter().map(|b| b.name.clone()).collect();
-                m.axis = p.bands.iter().flat_map(|b| [b.low_hz, b.high_hz]).collect();
-            });
-        Ok((BandPower { bins, df, seq: 0, meta: out.meta.clone() }, Some(out)))
+        let out = StreamInfo { kind: Kind::BandPower, max_samples: p.bands.len(), ..s.clone() }
+            .with_meta(|m| band_meta(m, &p.bands));
+        let stage = BandPower {
+            bins: bin_ranges(&axis, &p.bands),
+            df,
+            axis,
+            input_meta: s.meta.clone(),
+            seq: 0,
+            meta: out.meta.clone(),
+        };
+        Ok((stage, Some(out)))
     }
+
+    /// New band edges and names apply between packets; the number of bands sets the output's
+    /// shape and needs a restart.
+    fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
+        if p.bands.len() != self.bins.len() {
+            return Err(ParamError::new(
+                "bands",
+                format!(
+                    "changes the number of bands ({} to {}); restart the pipeline to change it",
+                    self.bins.len(),
+                    p.bands.len()
+                ),
+            ));
+        }
+        let mut meta = (*self.input_meta).clone();
+        band_meta(&mut meta, &p.bands);
+        self.bins = bin_ranges(&self.axis, &p.bands);
+        self.meta = std::sync::Arc::new(meta);
+        Ok(())
+    }
+}
+
+/// Per band, the range of bins `[first, last)` whose frequencies lie in `[low_hz, high_hz)`.
+fn bin_ranges(axis: &[f64], bands: &[Band]) -> Vec<(usize, usize)> {
+    bands
+        .iter()
+        .map(|b| {
+            let lo = axis.iter().position(|&f| f >= b.low_hz).unwrap_or(axis.len());
+            let hi = axis.iter().position(|&f| f >= b.high_hz).unwrap_or(axis.len());
+            (lo, hi)
+        })
+        .collect()
+}
+
+/// The band-power stream's metadata: units, band names and edges.
+fn band_meta(m: &mut pipeline::StreamMeta, bands: &[Band]) {
+    m.units = "uV^2".into();
+    m.bands = bands.iter().map(|b| b.name.clone()).collect();
+    m.axis = bands.iter().flat_map(|b| [b.low_hz, b.high_hz]).collect();
 }
 
 pipeline::register_stage!(BandPower);
@@ -147,5 +186,17 @@ mod tests {
         let out = h.push(0, h.packet_f32(hdr, &psd)).unwrap();
         assert_eq!(out[0].header().kind, Kind::BandPower);
         assert_eq!(out[0].f32s(), &[3.0, 40.0]);
+
+        // Live: other edges and names, the same number of bands.
+        h.stage()
+            .patch(&serde_json::json!({"bands": [
+                {"name": "a", "low_hz": 0, "high_hz": 5}, {"name": "b", "low_hz": 5, "high_hz": 10}]}))
+            .unwrap();
+        let hdr = Header { kind: Kind::Spectrum, channels: 1, samples: 10, ..Header::default() };
+        let out = h.push(0, h.packet_f32(hdr, &psd)).unwrap();
+        assert_eq!(out[0].f32s(), &[4.0 + 10.0, 30.0 + 2.0]);
+        assert_eq!(out[0].header().meta.bands, ["a", "b"]);
+        let e = h.stage().patch(&serde_json::json!({"bands": [{"name": "a", "low_hz": 0, "high_hz": 5}]}));
+        assert!(e.unwrap_err().contains("restart"));
     }
 }

@@ -6,10 +6,12 @@
 //! says which band it designs and where the group delay is reported.
 use dsp::{butter, group_delay_s, BandKind, DesignError, Sos, SosBank};
 use pipeline::stage::{BuildCx, ParamError};
+use pipeline::StreamMeta;
 use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 fn four() -> u8 {
     4
@@ -224,6 +226,47 @@ fn design_error(band: BandKind, rate: f64, e: DesignError) -> ParamError {
     ParamError::new(param, message)
 }
 
+/// The metadata a filter stamps on its packets: its input's, with its own group delay added.
+///
+/// Per packet this is a pointer comparison and a reference-count increment. When the input's
+/// metadata changes (an upstream filter was redesigned) or the filter's own delay does (a live
+/// change), a new record is made once, so `group_delay_s` stays cumulative and current.
+pub(crate) struct DelayedMeta {
+    input: Arc<StreamMeta>,
+    output: Arc<StreamMeta>,
+    delay_s: f64,
+}
+
+impl DelayedMeta {
+    pub(crate) fn new(input: &Arc<StreamMeta>, delay_s: f64) -> DelayedMeta {
+        let output =
+            Arc::new(StreamMeta { group_delay_s: input.group_delay_s + delay_s, ..(**input).clone() });
+        DelayedMeta { input: input.clone(), output, delay_s }
+    }
+
+    /// The metadata of the output stream.
+    pub(crate) fn output(&self) -> &Arc<StreamMeta> {
+        &self.output
+    }
+
+    /// A live change of this stage's delay (allocates; between packets).
+    pub(crate) fn set_delay(&mut self, delay_s: f64) {
+        *self = DelayedMeta::new(&self.input, delay_s);
+    }
+
+    /// Puts the output metadata on a packet's header.
+    pub(crate) fn stamp(&mut self, h: &mut pipeline::Header) {
+        if !Arc::ptr_eq(&h.meta, &self.input) {
+            if *h.meta == *self.input {
+                self.input = h.meta.clone();
+            } else {
+                *self = DelayedMeta::new(&h.meta, self.delay_s);
+            }
+        }
+        h.meta = self.output.clone();
+    }
+}
+
 /// Designs the sections for `p` at `rate`.
 pub fn sections<P: Design>(p: &P, rate: f64) -> Result<Vec<Sos>, ParamError> {
     butter(p.order() as usize, p.band(), rate).map_err(|e| design_error(p.band(), rate, e))
@@ -234,6 +277,7 @@ pub fn sections<P: Design>(p: &P, rate: f64) -> Result<Vec<Sos>, ParamError> {
 pub struct Butterworth<P> {
     bank: SosBank,
     rate: f64,
+    meta: DelayedMeta,
     params: PhantomData<fn() -> P>,
 }
 
@@ -247,17 +291,24 @@ impl<P: Design> Butterworth<P> {
         let input = &inputs[0];
         let sos = sections(p, input.rate)?;
         let delay = group_delay_s(&sos, p.delay_at_hz(input.rate), input.rate);
-        let out = input.with_meta(|m| m.group_delay_s += delay);
-        let stage =
-            Butterworth { bank: SosBank::new(&sos, input.channels), rate: input.rate, params: PhantomData };
+        let meta = DelayedMeta::new(&input.meta, delay);
+        let out = StreamInfo { meta: meta.output().clone(), ..input.clone() };
+        let stage = Butterworth {
+            bank: SosBank::new(&sos, input.channels),
+            rate: input.rate,
+            meta,
+            params: PhantomData,
+        };
         Ok((stage, Some(out)))
     }
 
-    /// A live redesign: new coefficients between packets; the state carries on when the order
-    /// is unchanged. (The stream's reported group delay stays the one from the build.)
+    /// A live redesign: new coefficients between packets (no allocation up to order 8); the
+    /// state carries on when the order is unchanged, and the packets' `group_delay_s` follows
+    /// the new design.
     fn redesign(&mut self, p: &P) -> Result<(), ParamError> {
         let sos = sections(p, self.rate)?;
         self.bank.set_sections(&sos);
+        self.meta.set_delay(group_delay_s(&sos, p.delay_at_hz(self.rate), self.rate));
         Ok(())
     }
 }
@@ -265,11 +316,13 @@ impl<P: Design> Butterworth<P> {
 /// Filters a packet in place (or in its copy-on-write copy) and passes it on.
 pub(crate) fn filter_packet(
     bank: &mut SosBank,
+    meta: &mut DelayedMeta,
     mut pkt: Packet,
     cx: &mut Context<'_>,
 ) -> Result<(), StageError> {
     let mut m = pkt.make_mut()?;
     let (h, data) = m.parts_f32();
+    meta.stamp(h);
     let (channels, samples) = (h.channels as usize, h.samples as usize);
     if channels != bank.channels() {
         return Err(StageError::msg(format!(
@@ -284,7 +337,7 @@ pub(crate) fn filter_packet(
 
 impl<P: Design + 'static> Stage for Butterworth<P> {
     fn process(&mut self, _: usize, pkt: Packet, cx: &mut Context<'_>) -> Result<(), StageError> {
-        filter_packet(&mut self.bank, pkt, cx)
+        filter_packet(&mut self.bank, &mut self.meta, pkt, cx)
     }
 }
 
@@ -378,6 +431,37 @@ mod tests {
         assert!(out.meta.group_delay_s > 0.001);
         assert_eq!(out.meta.units, "uV");
         assert_eq!((out.rate, out.channels, out.max_samples), (rate, 2, 8));
+    }
+
+    #[test]
+    fn packets_carry_the_cumulative_group_delay_and_follow_live_changes() {
+        let (n, rate) = (8, 250.0);
+        let input = voltage(1, rate, n);
+        let mut h =
+            Harness::new("bandpass", json!({"low_hz": 1, "high_hz": 40}), std::slice::from_ref(&input), 8)
+                .unwrap();
+        let delay = |lo: f64, hi: f64, order: usize| {
+            let sos = butter(order, BandKind::Bandpass(lo, hi), rate).unwrap();
+            group_delay_s(&sos, (lo * hi).sqrt(), rate)
+        };
+        let push = |h: &mut Harness, upstream: &Arc<StreamMeta>| {
+            let hdr = pipeline::Header { meta: upstream.clone(), ..header(1, n, rate) };
+            let out = h.push(0, h.packet_f32(hdr, &[0.5; 8])).unwrap();
+            out[0].header().meta.clone()
+        };
+        let m = push(&mut h, &input.meta);
+        assert!((m.group_delay_s - (0.001 + delay(1.0, 40.0, 4))).abs() < 1e-12);
+        assert_eq!(m, h.output.as_ref().unwrap().meta, "packets carry the stream's metadata");
+        assert!(Arc::ptr_eq(&m, &push(&mut h, &input.meta)), "one record, shared packet to packet");
+        // A live change: the delay follows the new design.
+        h.stage().patch(&json!({"low_hz": 8, "high_hz": 13, "order": 2})).unwrap();
+        let m = push(&mut h, &input.meta);
+        assert!((m.group_delay_s - (0.001 + delay(8.0, 13.0, 2))).abs() < 1e-12);
+        // The upstream delay changes (an upstream filter was redesigned): it adds up.
+        let upstream = Arc::new(StreamMeta { group_delay_s: 0.005, ..(*input.meta).clone() });
+        let m = push(&mut h, &upstream);
+        assert!((m.group_delay_s - (0.005 + delay(8.0, 13.0, 2))).abs() < 1e-12);
+        assert_eq!(m.units, "uV");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ads1299;
+pub mod align_and_zip;
 pub mod band_power;
 pub mod bdf_sink;
 pub mod broker;
@@ -20,6 +21,8 @@ pub mod markers;
 pub mod notch;
 pub mod null_sink;
 pub mod recorder;
+pub mod rereference;
+pub mod select;
 pub mod to_voltage;
 pub mod websocket_sink;
 
@@ -27,6 +30,7 @@ pub mod websocket_sink;
 /// the registrations (dtolnay/inventory#7), and a test checks the registry against it.
 pub const BUILT_IN: &[&str] = &[
     "ads1299",
+    "align_and_zip",
     "band_power",
     "bandpass",
     "bandstop",
@@ -42,6 +46,8 @@ pub const BUILT_IN: &[&str] = &[
     "lowpass",
     "notch",
     "null_sink",
+    "rereference",
+    "select",
     "to_voltage",
     "websocket_sink",
 ];

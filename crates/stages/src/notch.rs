@@ -1,5 +1,5 @@
 //! `notch`: IIR notch filters at the line frequency and its harmonics.
-use crate::filter::filter_packet;
+use crate::filter::{filter_packet, DelayedMeta};
 use dsp::{group_delay_s, iirnotch, DesignError, Sos, SosBank};
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, StreamInfo};
@@ -63,11 +63,15 @@ pub fn sections(p: &NotchParams, rate: f64) -> Result<Vec<Sos>, ParamError> {
 pub struct Notch {
     bank: SosBank,
     rate: f64,
+    meta: DelayedMeta,
 }
+
+/// Most harmonics `notch` takes (the schema's maximum): the filter bank is sized for them.
+const MAX_HARMONICS: usize = 32;
 
 impl Stage for Notch {
     fn process(&mut self, _: usize, pkt: Packet, cx: &mut Context<'_>) -> Result<(), StageError> {
-        filter_packet(&mut self.bank, pkt, cx)
+        filter_packet(&mut self.bank, &mut self.meta, pkt, cx)
     }
 }
 
@@ -91,14 +95,16 @@ impl StageType for Notch {
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let input = &inputs[0];
         let sos = sections(p, input.rate)?;
-        let delay = group_delay_s(&sos, 0.0, input.rate);
-        let out = input.with_meta(|m| m.group_delay_s += delay);
-        Ok((Notch { bank: SosBank::new(&sos, input.channels), rate: input.rate }, Some(out)))
+        let meta = DelayedMeta::new(&input.meta, group_delay_s(&sos, 0.0, input.rate));
+        let out = StreamInfo { meta: meta.output().clone(), ..input.clone() };
+        let bank = SosBank::with_capacity(&sos, input.channels, MAX_HARMONICS);
+        Ok((Notch { bank, rate: input.rate, meta }, Some(out)))
     }
 
     fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
         let sos = sections(p, self.rate)?;
         self.bank.set_sections(&sos);
+        self.meta.set_delay(group_delay_s(&sos, 0.0, self.rate));
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! The data path allocates nothing in steady state: 10,000 packets through emulator (unpaced)
 //! → to_voltage → gain → fan-out to two null sinks, one on the source's thread and one across a
 //! queue on another thread, counted by a global allocator. A third branch, on a thread of its
-//! own, runs the DSP stages (notch, band-pass, downsample, FFT, band power) under the same rule.
+//! own, runs the DSP stages (notch, band-pass, downsample, FFT, band power, rereference, select)
+//! under the same rule, and joins a second emulator's stream with `align_and_zip`.
 //!
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
@@ -26,6 +27,12 @@ stages:
   - fft: { size: 64, hop: 16 }
   - band_power: {}
   - null_sink: { name: bands_sink }
+  - rereference: { inputs: [bandpass] }
+  - select: { channels: [0, 2, Ch32, 1] }
+  - emulator: { name: right, channels: 4, rate: 4000, batch: 16, realtime: false }
+  - to_voltage: { name: right_uv }
+  - align_and_zip: { inputs: [select, right_uv], group: dsp }
+  - null_sink: { name: zipped_sink }
 ";
 
 #[test]
@@ -50,8 +57,10 @@ fn ten_thousand_packets_allocate_nothing() {
     assert_eq!(state, PipelineState::Stopped);
     assert_eq!(after - before, 0, "allocations on the data path in steady state");
     let edges = shared.edge_snapshots();
-    assert_eq!(edges.len(), 2, "one queue to each other thread");
+    assert_eq!(edges.len(), 3, "one queue to each other thread");
     assert!(edges.iter().all(|e| e.dropped == 0), "a block edge loses nothing");
+    let zipped = shared.stage("zipped_sink").unwrap().stats.packets_in.load(Ordering::Relaxed);
+    assert!(zipped > 0, "the fan-in ran");
     let bands = shared.stage("bands_sink").unwrap().stats.packets_in.load(Ordering::Relaxed);
     assert!(bands > 0, "the DSP branch ran");
     assert_eq!(

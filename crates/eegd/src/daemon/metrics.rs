@@ -59,6 +59,25 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
         for (i, s) in snaps.iter().enumerate() {
             let _ = writeln!(out, "eegd_stage_drops_total{{{}}} {}", l(i), s.drops);
         }
+        let sources: Vec<usize> = (0..snaps.len()).filter(|&i| sh.stages[i].role == Role::Source).collect();
+        family(
+            &mut out,
+            "stage_overruns_total",
+            "counter",
+            "Samples an acquisition source lost to DRDY overruns.",
+        );
+        for &i in &sources {
+            let _ = writeln!(out, "eegd_stage_overruns_total{{{}}} {}", l(i), snaps[i].overruns);
+        }
+        family(
+            &mut out,
+            "stage_drift_ppm",
+            "gauge",
+            "Drift of a source's DRDY events from its nominal sample clock, ppm.",
+        );
+        for &i in &sources {
+            let _ = writeln!(out, "eegd_stage_drift_ppm{{{}}} {}", l(i), snaps[i].drift_ppm);
+        }
         family(
             &mut out,
             "stage_processing_seconds",
