@@ -654,85 +654,41 @@ impl StageType for FileSource {
         }
         let probe = probe(&p.path, p.rate).map_err(|m| ParamError::new("path", m))?;
         let channels = probe.labels.len();
-        let batch = p.batch.unwrap_or((probe.rate / 250.0).round() as usize).max(1);
         let (kind, units) = match p.units {
             Units::Uv => (Kind::Voltage, "uV"),
             Units::Counts => (Kind::Raw, "counts"),
         };
-        let meta = Arc::new(StreamMeta {
-            stream_id: cx.stream_id,
+        let meta = StreamMeta {
             labels: probe.labels,
             units: units.into(),
             gains: vec![p.gain; channels],
             vref: p.vref,
-            sensor_id: p.path.display().to_string(),
             ..Default::default()
-        });
-        let out = StreamInfo { kind, rate: probe.rate, channels, max_samples: batch, meta: meta.clone() };
-        Ok((
-            FileSource {
-                path: p.path.clone(),
-                realtime: p.realtime,
-                looping: p.looping,
-                kind,
-                batch,
-                channels,
-                rate: probe.rate,
-                meta,
-                stream_id: cx.stream_id,
-                reader: None,
-                record: csv::ByteRecord::with_capacity(64 * (channels + 1), channels + 1),
-                staging: vec![0; channels * batch],
-                carry: None,
-                carry_values: vec![0; channels],
-                clock: ClockFit::default(),
-                seq: 0,
-                rows: 0,
-                loop_offset_ns: 0,
-                first_raw: None,
-                last_raw: 0,
-                first_ts: None,
-                start_mono: 0,
-                ended: false,
-                edf: None,
-            },
-            Some(out),
-        ))
+        };
+        let mut src = FileSource::new(p, cx, kind, probe.rate, meta);
+        src.record = csv::ByteRecord::with_capacity(64 * (channels + 1), channels + 1);
+        src.carry_values = vec![0; channels];
+        let out = src.stream_info();
+        Ok((src, Some(out)))
     }
 }
 
-/// `file_source` for a BDF/EDF file.
-fn build_edf(p: &FileSourceParams, cx: &BuildCx<'_>) -> Result<(FileSource, Option<StreamInfo>), ParamError> {
-    let probe = probe_edf(&p.path).map_err(|m| ParamError::new("path", m))?;
-    let channels = probe.labels.len();
-    let batch = p.batch.unwrap_or((probe.rate / 250.0).round() as usize).max(1);
-    // The full scale ±vref/gain (µV) of each channel is the file's physical range, so a
-    // recording sink downstream writes the same range (and so the same digital values).
-    // Raw counts keep the ADC's gain and reference from the parameters, for `to_voltage`.
-    let (vref, gains) = match probe.kind {
-        Kind::Raw => (p.vref, vec![p.gain; channels]),
-        _ => (1.0, probe.range_uv.iter().map(|r| 1e6 / r.max(f64::MIN_POSITIVE)).collect()),
-    };
-    let meta = Arc::new(StreamMeta {
-        stream_id: cx.stream_id,
-        labels: probe.labels,
-        units: if probe.kind == Kind::Raw { "counts" } else { "uV" }.into(),
-        gains,
-        vref,
-        sensor_id: p.path.display().to_string(),
-        ..Default::default()
-    });
-    let out =
-        StreamInfo { kind: probe.kind, rate: probe.rate, channels, max_samples: batch, meta: meta.clone() };
-    Ok((
+impl FileSource {
+    /// A source of `kind` at `rate` with `meta` (labels, units, gains, vref), ready to open its
+    /// file in `start`.
+    fn new(p: &FileSourceParams, cx: &BuildCx<'_>, kind: Kind, rate: f64, meta: StreamMeta) -> FileSource {
+        let channels = meta.labels.len();
+        let batch = p.batch.unwrap_or((rate / 250.0).round() as usize).max(1);
+        let meta =
+            Arc::new(StreamMeta { stream_id: cx.stream_id, sensor_id: p.path.display().to_string(), ..meta });
         FileSource {
             path: p.path.clone(),
             realtime: p.realtime,
             looping: p.looping,
-            kind: probe.kind,
+            kind,
             batch,
             channels,
-            rate: probe.rate,
+            rate,
             meta,
             stream_id: cx.stream_id,
             reader: None,
@@ -750,9 +706,42 @@ fn build_edf(p: &FileSourceParams, cx: &BuildCx<'_>) -> Result<(FileSource, Opti
             start_mono: 0,
             ended: false,
             edf: None,
-        },
-        Some(out),
-    ))
+        }
+    }
+
+    /// The stream this source gives.
+    fn stream_info(&self) -> StreamInfo {
+        StreamInfo {
+            kind: self.kind,
+            rate: self.rate,
+            channels: self.channels,
+            max_samples: self.batch,
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+/// `file_source` for a BDF/EDF file.
+fn build_edf(p: &FileSourceParams, cx: &BuildCx<'_>) -> Result<(FileSource, Option<StreamInfo>), ParamError> {
+    let probe = probe_edf(&p.path).map_err(|m| ParamError::new("path", m))?;
+    let channels = probe.labels.len();
+    // The full scale ±vref/gain (µV) of each channel is the file's physical range, so a
+    // recording sink downstream writes the same range (and so the same digital values).
+    // Raw counts keep the ADC's gain and reference from the parameters, for `to_voltage`.
+    let (vref, gains) = match probe.kind {
+        Kind::Raw => (p.vref, vec![p.gain; channels]),
+        _ => (1.0, probe.range_uv.iter().map(|r| 1e6 / r.max(f64::MIN_POSITIVE)).collect()),
+    };
+    let meta = StreamMeta {
+        labels: probe.labels,
+        units: if probe.kind == Kind::Raw { "counts" } else { "uV" }.into(),
+        gains,
+        vref,
+        ..Default::default()
+    };
+    let src = FileSource::new(p, cx, probe.kind, probe.rate, meta);
+    let out = src.stream_info();
+    Ok((src, Some(out)))
 }
 
 pipeline::register_stage!(FileSource);
