@@ -340,18 +340,23 @@ async fn file_paths_stay_inside_the_data_directory() {
     assert!(d.data_dir.join("inside.csv").is_file());
 }
 
-#[test]
-fn an_invalid_config_file_is_refused_at_start() {
+/// Runs `eegd serve` with a config file called `name` holding `yaml`, which it must refuse.
+fn serve_config(name: &str, yaml: &str) -> std::process::Output {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("bad.yaml");
-    std::fs::write(&cfg, "stages:\n  - emulator: { chanels: 4 }\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eegd"))
+    let cfg = tmp.path().join(name);
+    std::fs::write(&cfg, yaml).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_eegd"))
         .args(["serve", "--bind", "127.0.0.1:0", "--config"])
         .arg(&cfg)
         .arg("--data-dir")
         .arg(tmp.path().join("data"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn an_invalid_config_file_is_refused_at_start() {
+    let out = serve_config("bad.yaml", "stages:\n  - emulator: { chanels: 4 }\n");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:2:") && err.contains("did you mean `channels`"), "{err}");
@@ -381,16 +386,8 @@ async fn an_oversized_control_message_closes_the_socket() {
 
 #[test]
 fn a_config_file_writing_outside_the_data_directory_is_refused_at_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("out.yaml");
-    std::fs::write(&cfg, "stages:\n  - emulator: {}\n  - csv_sink: { path: /tmp/eegd-out.csv }\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eegd"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .output()
-        .unwrap();
+    let out =
+        serve_config("out.yaml", "stages:\n  - emulator: {}\n  - csv_sink: { path: /tmp/eegd-out.csv }\n");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("out.yaml:3:23:"));
 }
