@@ -133,6 +133,7 @@ impl Hub {
         let t = std::thread::Builder::new()
             .name("eegd-broker".into())
             .spawn(move || {
+                pipeline::rt::lower_priority();
                 h.waker.bind_current();
                 let _ = ready_tx.send(());
                 h.run();

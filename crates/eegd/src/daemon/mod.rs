@@ -113,6 +113,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("eegd-http")
+        // Clients never take the CPU from the pipeline (see BENCHMARKS.md, "200 clients").
+        .on_thread_start(pipeline::rt::lower_priority)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
