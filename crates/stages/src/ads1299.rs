@@ -33,20 +33,7 @@ const LOG_EVERY_NS: u64 = 1_000_000_000;
 pub(crate) struct Acquisition<SPI: embedded_hal::spi::SpiDevice, D: Drdy> {
     pub dev: Ads1299<SPI>,
     pub drdy: D,
-    pub cfg: Config,
-    /// Name of the stage, for logs.
-    pub name: String,
-    pub rate: u32,
-    pub batch: usize,
-    /// Channels emitted: the first `channels` of each frame.
-    pub channels: usize,
-    pub meta: Arc<StreamMeta>,
-    pub stream_id: u16,
-    /// End after this many samples per channel.
-    pub limit: Option<u64>,
-    /// Record DRDY → awake in `wake_late_ns` (off for an unpaced simulation, whose DRDY times
-    /// are virtual).
-    pub record_wake: bool,
+    spec: AcquisitionSpec,
     configured: bool,
     started: bool,
     clock: ClockTracker,
@@ -66,13 +53,18 @@ pub(crate) struct Acquisition<SPI: embedded_hal::spi::SpiDevice, D: Drdy> {
 /// What an [`Acquisition`] needs to be made.
 pub(crate) struct AcquisitionSpec {
     pub cfg: Config,
+    /// Name of the stage, for logs.
     pub name: String,
     pub rate: u32,
     pub batch: usize,
+    /// Channels emitted: the first `channels` of each frame.
     pub channels: usize,
     pub meta: Arc<StreamMeta>,
     pub stream_id: u16,
+    /// End after this many samples per channel.
     pub limit: Option<u64>,
+    /// Record DRDY → awake in `wake_late_ns` (off for an unpaced simulation, whose DRDY times
+    /// are virtual).
     pub record_wake: bool,
 }
 
@@ -81,18 +73,10 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
         Acquisition {
             dev,
             drdy,
-            cfg: s.cfg,
-            name: s.name,
-            rate: s.rate,
-            batch: s.batch,
-            channels: s.channels,
-            meta: s.meta,
-            stream_id: s.stream_id,
-            limit: s.limit,
-            record_wake: s.record_wake,
+            clock: ClockTracker::new(s.rate),
+            spec: s,
             configured: false,
             started: false,
-            clock: ClockTracker::new(s.rate),
             frame: [0; MAX_CHIPS * CHANNELS],
             pending: None,
             produced: 0,
@@ -107,19 +91,19 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
     /// The power-up sequence up to `RDATAC` (not `START`: the first `produce` starts the
     /// conversions, so no DRDY goes unread before the pipeline runs).
     pub fn configure(&mut self, delay: &mut impl embedded_hal::delay::DelayNs) -> Result<(), StageError> {
-        let id = self.dev.configure(&self.cfg, delay).map_err(|e| StageError::msg(e.to_string()))?;
+        let id = self.dev.configure(&self.spec.cfg, delay).map_err(|e| StageError::msg(e.to_string()))?;
         if (id.channels as usize) < CHANNELS && self.dev.chips() > 1 {
             return Err(StageError::msg("daisy chains of ADS1299-4/-6 are not supported"));
         }
-        if self.channels > self.dev.channels() {
+        if self.spec.channels > self.dev.channels() {
             return Err(StageError::msg(format!(
                 "`channels` is {} but the chip (ID {:#04x}) has {}",
-                self.channels,
+                self.spec.channels,
                 id.raw,
                 self.dev.channels()
             )));
         }
-        tracing::info!(stage = %self.name, id = id.raw, channels = self.dev.channels(), "ADS1299 configured");
+        tracing::info!(stage = %self.spec.name, id = id.raw, channels = self.dev.channels(), "ADS1299 configured");
         self.configured = true;
         Ok(())
     }
@@ -147,7 +131,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
         let lead_off = (status.lead_off_p(), status.lead_off_n());
         if lead_off != self.lead_off {
             // Electrodes come and go rarely; this logs a change, not a sample.
-            tracing::warn!(stage = %self.name, lead_off_p = format_args!("{:#x}", lead_off.0),
+            tracing::warn!(stage = %self.spec.name, lead_off_p = format_args!("{:#x}", lead_off.0),
                 lead_off_n = format_args!("{:#x}", lead_off.1), "Lead-off status changed");
             self.lead_off = lead_off;
         }
@@ -159,7 +143,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
         self.missed_since_log += missed;
         let now = monotonic_ns();
         if now.saturating_sub(self.last_log_ns) >= LOG_EVERY_NS {
-            tracing::warn!(stage = %self.name, missed = self.missed_since_log, total = self.clock.missed(),
+            tracing::warn!(stage = %self.spec.name, missed = self.missed_since_log, total = self.clock.missed(),
                 "DRDY overrun: samples were overwritten before they were read");
             self.last_log_ns = now;
             self.missed_since_log = 0;
@@ -175,21 +159,21 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
             self.dev.start().map_err(|e| StageError::msg(e.to_string()))?;
             self.started = true;
         }
-        let want = match self.limit {
+        let want = match self.spec.limit {
             Some(l) if self.produced >= l => return Ok(Produce::End),
-            Some(l) => self.batch.min((l - self.produced) as usize),
-            None => self.batch,
+            Some(l) => self.spec.batch.min((l - self.produced) as usize),
+            None => self.spec.batch,
         };
         let header = Header {
-            stream_id: self.stream_id,
+            stream_id: self.spec.stream_id,
             kind: Kind::Raw,
             seq: self.seq,
             timestamp_ns: 0,
-            rate: self.rate as f64,
-            channels: self.channels as u32,
+            rate: self.spec.rate as f64,
+            channels: self.spec.channels as u32,
             samples: want as u32,
             ready_ns: 0,
-            meta: self.meta.clone(),
+            meta: self.spec.meta.clone(),
         };
         // The chip does not wait for a full pool: the samples are read regardless, then lost,
         // counted, and the gap shows in `seq`.
@@ -217,7 +201,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
             }
             if let Some(m) = block.as_mut() {
                 let out = m.i32s_mut();
-                for (c, v) in self.frame[..self.channels].iter().enumerate() {
+                for (c, v) in self.frame[..self.spec.channels].iter().enumerate() {
                     out[c * want + filled] = *v;
                 }
             }
@@ -235,17 +219,17 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
             let mut m = p.make_mut()?;
             if filled < want {
                 let out = m.i32s_mut();
-                for c in 1..self.channels {
+                for c in 1..self.spec.channels {
                     out.copy_within(c * want..c * want + filled, c * filled);
                 }
-                m.set_shape(self.channels, filled)?;
+                m.set_shape(self.spec.channels, filled)?;
             }
             let h = m.header_mut();
-            h.timestamp_ns = t0 + elapsed_ns(first, self.rate) as i64;
+            h.timestamp_ns = t0 + elapsed_ns(first, self.spec.rate) as i64;
             let now = monotonic_ns();
             h.ready_ns = now;
             cx.emit(p);
-            if self.record_wake {
+            if self.spec.record_wake {
                 cx.stats().wake_late_ns.record(now.saturating_sub(last_drdy));
             }
         }
@@ -256,7 +240,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
     pub fn stop(&mut self) {
         if self.started {
             if let Err(e) = self.dev.stop() {
-                tracing::warn!(stage = %self.name, error = %e, "could not stop the ADS1299");
+                tracing::warn!(stage = %self.spec.name, error = %e, "could not stop the ADS1299");
             }
             self.started = false;
         }
