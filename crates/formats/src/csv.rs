@@ -23,6 +23,12 @@ pub fn write_timestamp(w: &mut impl Write, ns: i64) -> io::Result<()> {
 
 /// Parses seconds with up to 9 decimals into ns, exactly.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
+    parse_timestamp_with_resolution(s).map(|(ns, _)| ns)
+}
+
+/// Parses seconds with up to 9 decimals into ns, exactly, with the resolution the text was
+/// printed to, in ns (1000 for six decimals).
+pub fn parse_timestamp_with_resolution(s: &str) -> Option<(i64, i64)> {
     let (neg, s) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s),
@@ -32,12 +38,10 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
         return None;
     }
     let secs: i64 = int.parse().ok()?;
-    let mut f: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
-    for _ in frac.len()..9 {
-        f *= 10;
-    }
-    let ns = secs.checked_mul(1_000_000_000)?.checked_add(f)?;
-    Some(if neg { -ns } else { ns })
+    let res = 10i64.pow(9 - frac.len() as u32);
+    let f: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let ns = secs.checked_mul(1_000_000_000)?.checked_add(f * res)?;
+    Some((if neg { -ns } else { ns }, res))
 }
 
 /// The time of sample `i` after a first sample at `first_ns`, at `rate` samples per second.

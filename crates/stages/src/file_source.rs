@@ -276,26 +276,9 @@ impl ClockFit {
     }
 }
 
-/// Parses `seconds[.fraction]` into ns since the epoch, exactly, and the printed resolution
-/// in ns (1000 for six decimals).
+/// Parses a CSV timestamp field: ns since the epoch and the printed resolution in ns.
 fn parse_ts(field: &[u8]) -> Option<(i64, i64)> {
-    let s = std::str::from_utf8(field).ok()?.trim();
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: i64 = int.parse().ok()?;
-    let mut ns: i64 = 0;
-    for b in frac.bytes() {
-        ns = ns * 10 + (b - b'0') as i64;
-    }
-    let res = 10i64.pow(9 - frac.len() as u32);
-    let total = secs.checked_mul(1_000_000_000)?.checked_add(ns * res)?;
-    Some((if neg { -total } else { total }, res))
+    formats::csv::parse_timestamp_with_resolution(std::str::from_utf8(field).ok()?.trim())
 }
 
 /// The rate of an ADS1299 or a whole number of Hz, if `measured` is that close to one; else
