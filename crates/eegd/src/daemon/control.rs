@@ -301,6 +301,11 @@ impl Controller {
         }
     }
 
+    /// True while a pipeline runs (the `state` of `GET /api/pipeline` is `running`).
+    pub fn is_running(&self) -> bool {
+        Self::state(&self.lock()).0 == "running"
+    }
+
     /// What `GET /api/pipeline` shows.
     pub fn pipeline(&self) -> Value {
         let inner = self.lock();

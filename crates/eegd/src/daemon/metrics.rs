@@ -39,7 +39,7 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 pub fn render(ctl: &Controller, hub: &Hub) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let shared = ctl.shared();
-    let running = ctl.pipeline()["state"] == "running";
+    let running = ctl.is_running();
     family(&mut out, "pipeline_running", "gauge", "1 while a pipeline runs.");
     let _ = writeln!(out, "eegd_pipeline_running {}", u8::from(running));
     family(&mut out, "process_cpu_seconds_total", "counter", "User + system CPU time of the process.");
