@@ -6,22 +6,16 @@
 //!
 //! Layouts of the same arithmetic (f64, DF-II transposed), each call copying the same input
 //! block first:
-//! - `channels_inner` — [`dsp::SosBank::process`]: `state[section][k][channel]`, sample by
-//!   sample, the channels innermost (vectorised across channels), AVX2 + FMA when the CPU has
-//!   them (chosen at run time);
+//! - `channels_inner` — [`dsp::SosBank::process`]: tiles of 4 channels × 4 samples transposed
+//!   into registers, each section's state held in registers across a tile, tiles of different
+//!   channels back to back; AVX2 + FMA when the CPU has them (chosen at run time);
 //! - `channels_inner_portable` — the same loop with plain multiplies and adds (SSE2);
 //! - `channel_outer` — each channel's contiguous samples in turn, all sections per sample, state
 //!   `[channel][section][k]` (a serial chain of dependent multiply-adds per channel);
 //! - `chunked8` — channels in chunks of 8 kept in locals, all samples of a chunk before the next.
 //!
 //! Time is the thread's CPU time (see [`ThreadCpu`]). Figures and the machine: BENCHMARKS.md,
-//! "DSP kernels". In short (2026-11-24, x86-64 VM with AVX2, load average ~5): `channels_inner`
-//! 0.63 ns per channel-sample-section, `channels_inner_portable` 1.29, `chunked8` 1.59,
-//! `channel_outer` 2.00.
-//!
-//! `channels_inner` was 2.2× slower until its inner loop took its slices as separate arguments:
-//! without that, the optimiser could not prove the state and lane vectors disjoint and guarded
-//! the vector loop with run-time overlap checks.
+//! "DSP kernels".
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dsp::{butter, BandKind, Decimator, Psd, Sos, SosBank};
