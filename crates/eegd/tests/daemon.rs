@@ -391,3 +391,57 @@ fn a_config_file_writing_outside_the_data_directory_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("out.yaml:3:23:"));
 }
+
+/// Each thread of process `pid`: its name, nice value and the CPUs it may run on (as
+/// `/proc/<pid>/task/<tid>/status` lists them).
+fn threads_of(pid: u32) -> Vec<(String, i64, String)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let dir = task.path();
+        let (Ok(stat), Ok(status)) =
+            (std::fs::read_to_string(dir.join("stat")), std::fs::read_to_string(dir.join("status")))
+        else {
+            continue; // the thread ended meanwhile
+        };
+        let name = stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()].to_string();
+        // Fields after the name: state is field 3, nice field 19.
+        let nice = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(16).unwrap().parse().unwrap();
+        let cpus =
+            status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
+        out.push((name, nice, cpus));
+    }
+    out
+}
+
+#[tokio::test]
+async fn pipelines_started_through_the_api_are_not_confined_with_the_server() {
+    let here = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpu = (0..nix::sched::CpuSet::count()).find(|&c| here.is_set(c).unwrap()).unwrap();
+    let server_cpus = cpu.to_string();
+    let d = Daemon::start_with(
+        daemon_common::PIPELINE,
+        &["--bind", "127.0.0.1:0", "--server-cpus", &server_cpus],
+        None,
+    );
+    let everywhere = threads_of(d.child.id()).into_iter().find(|t| t.0 == "eegd").unwrap().2;
+    // Started at launch, then by the API (the recorder joins by a restart, too).
+    for restart in [None, Some("/api/pipeline/restart"), Some("/api/recording/start")] {
+        if let Some(path) = restart {
+            assert_eq!(d.send("POST", path, "{}").await.0, 200, "{path}");
+        }
+        let n = d.source_packets().await;
+        d.wait_packets_above(n).await;
+        let threads = threads_of(d.child.id());
+        let pipeline: Vec<_> = threads.iter().filter(|t| t.0 == "eegd-acquire").collect();
+        let server: Vec<_> = threads.iter().filter(|t| t.0 == "eegd-http" || t.0 == "eegd-broker").collect();
+        assert!(!pipeline.is_empty() && !server.is_empty(), "{threads:?}");
+        for (name, nice, cpus) in pipeline {
+            assert_eq!((*nice, cpus.as_str()), (0, everywhere.as_str()), "{name} after {restart:?}");
+        }
+        for (name, nice, cpus) in server {
+            assert!(*nice > 0, "{name} runs at nice {nice}");
+            assert_eq!(cpus, &server_cpus, "{name}");
+        }
+    }
+    assert_eq!(d.send("POST", "/api/recording/stop", "").await.0, 200);
+}

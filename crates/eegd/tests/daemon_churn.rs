@@ -124,59 +124,89 @@ async fn a_client_that_never_reads_loses_frames_and_slows_no_one() {
 
 /// Not a test but the measurement behind BENCHMARKS.md ("Daemon"): the default pipeline's
 /// source → `websocket_sink` latency over 20 s, alone and with 200 clients connecting and
-/// disconnecting throughout. Run it on a release build:
+/// disconnecting throughout, twice: with every thread free to run anywhere, then isolated —
+/// the pipeline's group pinned to the last CPU (`runtime.groups.acquire.cpu`), the daemon's
+/// server threads (`--server-cpus`) and this test's clients on the others, as clients on other
+/// machines would be. Run it on a release build:
 /// `cargo test --release -p eegd --test daemon_churn -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "a measurement; run by hand for BENCHMARKS.md"]
-async fn latency_with_and_without_churning_clients() {
-    let d =
-        Daemon::start_with(include_str!("../../../pipelines/default.yaml"), &["--bind", "127.0.0.1:0"], None);
-    let window = Duration::from_secs(20);
-    let measure = |label: &'static str| {
-        let d = &d;
-        async move {
-            let (_, p) = d.get("/api/pipeline").await;
-            let sink =
-                p["stages"].as_array().unwrap().iter().find(|s| s["name"] == "websocket_sink").unwrap();
-            let l = &sink["latency_us"];
-            println!(
-                "{label}: websocket_sink latency over {} packets: p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
-                l["count"], l["p50"], l["p99"], l["p999"], l["max"]
-            );
-        }
+fn latency_with_and_without_churning_clients() {
+    let default = include_str!("../../../pipelines/default.yaml");
+    measure_churn("shared", default, &[], None);
+    let here = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&c| here.is_set(c).unwrap()).collect();
+    let Some((pipeline_cpu, others)) = cpus.split_last().filter(|(_, o)| !o.is_empty()) else {
+        println!("one CPU: no isolated run");
+        return;
     };
-    // One reader, so the topic is live in both runs.
-    let url = d.ws_url("/ws/data?topic=eeg");
-    let (mut reader, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let read = tokio::spawn(async move {
-        loop {
-            next_frame(&mut reader).await;
-        }
-    });
-    d.send("POST", "/api/pipeline/restart", "").await;
-    tokio::time::sleep(window).await;
-    measure("alone").await;
+    let pinned = format!("{default}runtime:\n  groups: {{ acquire: {{ cpu: {pipeline_cpu} }} }}\n");
+    let list = others.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    measure_churn("isolated", &pinned, &["--server-cpus", &list], Some(others.to_vec()));
+}
 
-    d.send("POST", "/api/pipeline/restart", "").await;
-    let end = Instant::now() + window;
-    let mut tasks = Vec::new();
-    let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    for _ in 0..200 {
-        let (url, n) = (url.clone(), connections.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < end {
-                if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await {
-                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    next_frame(&mut ws).await;
-                    let _ = ws.close(None).await;
-                }
+/// One run of [`latency_with_and_without_churning_clients`]; `client_cpus` confines this test's
+/// own threads.
+fn measure_churn(run: &str, pipeline: &str, args: &[&str], client_cpus: Option<Vec<usize>>) {
+    if let Some(c) = &client_cpus {
+        pipeline::rt::pin_to_cpus(c);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || pipeline::rt::pin_to_cpus(client_cpus.as_deref().unwrap_or_default()))
+        .build()
+        .unwrap();
+    let args: Vec<&str> = ["--bind", "127.0.0.1:0"].into_iter().chain(args.iter().copied()).collect();
+    let d = Daemon::start_with(pipeline, &args, None);
+    rt.block_on(async {
+        let window = Duration::from_secs(20);
+        let measure = |label: &'static str| {
+            let d = &d;
+            async move {
+                let (_, p) = d.get("/api/pipeline").await;
+                let sink =
+                    p["stages"].as_array().unwrap().iter().find(|s| s["name"] == "websocket_sink").unwrap();
+                let l = &sink["latency_us"];
+                println!(
+                    "{run}, {label}: websocket_sink latency over {} packets: p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+                    l["count"], l["p50"], l["p99"], l["p999"], l["max"]
+                );
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    measure("200 churning clients").await;
-    println!("connections made: {}", connections.load(std::sync::atomic::Ordering::Relaxed));
-    read.abort();
+        };
+        // One reader, so the topic is live in both runs.
+        let url = d.ws_url("/ws/data?topic=eeg");
+        let (mut reader, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let read = tokio::spawn(async move {
+            loop {
+                next_frame(&mut reader).await;
+            }
+        });
+        d.send("POST", "/api/pipeline/restart", "").await;
+        tokio::time::sleep(window).await;
+        measure("alone").await;
+
+        d.send("POST", "/api/pipeline/restart", "").await;
+        let end = Instant::now() + window;
+        let mut tasks = Vec::new();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        for _ in 0..200 {
+            let (url, n) = (url.clone(), connections.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < end {
+                    if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(&url).await {
+                        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        next_frame(&mut ws).await;
+                        let _ = ws.close(None).await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        measure("200 churning clients").await;
+        println!("{run}: connections made: {}", connections.load(std::sync::atomic::Ordering::Relaxed));
+        read.abort();
+    });
 }

@@ -37,11 +37,47 @@ pub fn min_timer_slack() {
 
 /// Pins the calling thread to one CPU.
 pub fn pin_to_cpu(cpu: usize) {
-    let mut set = nix::sched::CpuSet::new();
-    let res = set.set(cpu).and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
-    if let Err(e) = res {
-        tracing::warn!(cpu, error = %e, "could not pin thread to CPU; running unpinned");
+    pin_to_cpus(&[cpu]);
+}
+
+/// Confines the calling thread to `cpus` (none: leaves it where it is).
+pub fn pin_to_cpus(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
     }
+    let mut set = nix::sched::CpuSet::new();
+    let res = cpus
+        .iter()
+        .try_for_each(|&c| set.set(c))
+        .and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
+    if let Err(e) = res {
+        tracing::warn!(?cpus, error = %e, "could not pin thread to its CPUs; running unpinned");
+    }
+}
+
+/// Parses a CPU list as Linux writes them (`2`, `0-2`, `0,2-3`).
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let num =
+            |v: &str| v.trim().parse::<usize>().map_err(|_| format!("`{v}` is not a CPU number in `{s}`"));
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("`{part}`: a range goes from low to high"));
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(num(part)?),
+        }
+    }
+    if let Some(&c) = cpus.iter().find(|&&c| c >= nix::sched::CpuSet::count()) {
+        return Err(format!("CPU {c} is beyond what this system can address"));
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
 }
 
 /// Gives the calling thread `SCHED_FIFO` at `priority` (1–99).
@@ -105,5 +141,33 @@ mod tests {
         .unwrap();
         assert!(lowered > before, "nice {lowered}, was {before}");
         assert_eq!(nice(), before, "other threads keep their priority");
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_linux_writes_them() {
+        use super::parse_cpu_list;
+        assert_eq!(parse_cpu_list("2"), Ok(vec![2]));
+        assert_eq!(parse_cpu_list("0-2"), Ok(vec![0, 1, 2]));
+        assert_eq!(parse_cpu_list("3, 0-1,1"), Ok(vec![0, 1, 3]));
+        assert!(parse_cpu_list("1-0").unwrap_err().contains("low to high"));
+        assert!(parse_cpu_list("a").unwrap_err().contains("`a` is not a CPU number"));
+        assert!(parse_cpu_list("").is_err());
+        assert!(parse_cpu_list("100000").unwrap_err().contains("beyond"));
+    }
+
+    #[test]
+    fn pinning_confines_only_the_calling_thread() {
+        let allowed = |pid| nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid)).unwrap();
+        let everywhere = allowed(0);
+        let first = (0..nix::sched::CpuSet::count()).find(|&c| everywhere.is_set(c).unwrap()).unwrap();
+        let pinned = std::thread::spawn(move || {
+            super::pin_to_cpus(&[first]);
+            let set = allowed(0);
+            (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap()).collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(pinned, vec![first]);
+        assert_eq!(allowed(0), everywhere, "other threads keep their CPUs");
     }
 }

@@ -117,8 +117,8 @@ impl Drop for Subscription {
 }
 
 impl Hub {
-    /// Starts the thread that feeds the topics.
-    pub fn start() -> Arc<Hub> {
+    /// Starts the thread that feeds the topics; it runs `setup` first.
+    pub fn start(setup: impl FnOnce() + Send + 'static) -> Arc<Hub> {
         let hub = Arc::new(Hub {
             topics: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -133,7 +133,7 @@ impl Hub {
         let t = std::thread::Builder::new()
             .name("eegd-broker".into())
             .spawn(move || {
-                pipeline::rt::lower_priority();
+                setup();
                 h.waker.bind_current();
                 let _ = ready_tx.send(());
                 h.run();

@@ -66,12 +66,28 @@ pub struct ServeArgs {
     /// Bearer token required on every /api, /ws and /metrics request (or `EEGD_TOKEN`).
     #[arg(long)]
     pub token: Option<String>,
+    /// CPUs for the HTTP, WebSocket and broker threads, as Linux lists them (`0`, `0-2`,
+    /// `0,2`). Together with `runtime.groups.<group>.cpu` in the pipeline file this keeps
+    /// clients off the pipeline's cores (docs/hardware.md, "Isolating the pipeline").
+    #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
+    pub server_cpus: Option<CpuList>,
+}
+
+/// A list of CPU numbers (one argument, so clap must not read it as many).
+#[derive(Clone, Debug)]
+pub struct CpuList(Vec<usize>);
+
+impl CpuList {
+    fn parse(s: &str) -> Result<CpuList, String> {
+        pipeline::rt::parse_cpu_list(s).map(CpuList)
+    }
 }
 
 #[derive(Clone)]
 struct AppState {
     ctl: Arc<Controller>,
     hub: Arc<Hub>,
+    launcher: Launcher,
     token: Option<Arc<str>>,
     shutdown: watch::Receiver<bool>,
 }
@@ -109,25 +125,38 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         // why and start another pipeline.
         Err(e) => tracing::error!(error = %e, "The first pipeline did not start"),
     }
-    let hub = Hub::start();
+    // Made here, before any thread is niced or confined, so the pipelines it starts are not.
+    let launcher = Launcher::start();
+    let server_cpus: Arc<[usize]> = args.server_cpus.map(|c| c.0).unwrap_or_default().into();
+    let hub = Hub::start(serving_thread(server_cpus.clone()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("eegd-http")
-        // Clients never take the CPU from the pipeline (see BENCHMARKS.md, "200 clients").
-        .on_thread_start(pipeline::rt::lower_priority)
+        .on_thread_start(serving_thread(server_cpus))
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), token));
+    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token));
     ctl.shutdown();
     hub.shutdown();
     res.map(|_| ExitCode::SUCCESS)
+}
+
+/// The set-up of every thread that serves people rather than samples (HTTP, WebSocket, the
+/// broker): a lower priority, so that on a contended core the pipeline runs first, and the
+/// `--server-cpus`, if given (see BENCHMARKS.md, "200 churning clients").
+fn serving_thread(cpus: Arc<[usize]>) -> impl Fn() + Send + Sync + Clone + 'static {
+    move || {
+        pipeline::rt::lower_priority();
+        pipeline::rt::pin_to_cpus(&cpus);
+    }
 }
 
 async fn run_server(
     bind: SocketAddr,
     ctl: Arc<Controller>,
     hub: Arc<Hub>,
+    launcher: Launcher,
     token: Option<String>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
@@ -136,7 +165,7 @@ async fn run_server(
     println!("eegd listening on http://{local}");
     tracing::info!(addr = %local, auth = token.is_some(), "Serving");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState { ctl: ctl.clone(), hub, token: token.map(Arc::from), shutdown: stop_rx };
+    let state = AppState { ctl: ctl.clone(), hub, launcher, token: token.map(Arc::from), shutdown: stop_rx };
     let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -221,6 +250,47 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
+/// The thread that runs every controller call that may start a pipeline. A pipeline's threads
+/// inherit their parent's priority and CPUs, and the server's threads are niced and may be
+/// confined to `--server-cpus` (an unprivileged thread cannot raise its priority back), so
+/// such calls run here, on a thread made before those settings: at normal priority, on every
+/// CPU the process may use.
+#[derive(Clone)]
+struct Launcher(std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>);
+
+impl Launcher {
+    fn start() -> Launcher {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .name("eegd-launcher".into())
+            .spawn(move || {
+                for job in rx {
+                    // A panicking call answers 500 (its reply is dropped); the thread goes on.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .expect("spawning the launcher thread");
+        Launcher(tx)
+    }
+}
+
+/// Runs a controller call that may start a pipeline on the [`Launcher`].
+async fn launching<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(&Controller) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let ctl = st.ctl.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = Box::new(move || {
+        let _ = tx.send(f(&ctl));
+    });
+    st.launcher
+        .0
+        .send(job)
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("the launcher thread is gone")))?;
+    rx.await.map_err(|_| ApiError::Internal(anyhow::anyhow!("the pipeline call panicked")))?
+}
+
 /// Runs a blocking controller call on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(
     st: &AppState,
@@ -269,7 +339,7 @@ async fn start_pipeline(
                 .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?,
         ),
     };
-    blocking(&st, move |c| c.start(&name, &source)).await.map(Json)
+    launching(&st, move |c| c.start(&name, &source)).await.map(Json)
 }
 
 async fn stop_pipeline(State(st): State<AppState>) -> ApiResult<Json<Value>> {
@@ -277,7 +347,7 @@ async fn stop_pipeline(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 async fn restart_pipeline(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    blocking(&st, |c| c.restart()).await.map(Json)
+    launching(&st, |c| c.restart()).await.map(Json)
 }
 
 async fn presets() -> Json<Value> {
@@ -335,11 +405,11 @@ async fn patch_params(
 
 async fn start_recording(State(st): State<AppState>, body: Bytes) -> ApiResult<Json<Value>> {
     let req: SessionRequest = json_body(&body)?;
-    blocking(&st, move |c| c.start_recording(req)).await.map(Json)
+    launching(&st, move |c| c.start_recording(req)).await.map(Json)
 }
 
 async fn stop_recording(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    blocking(&st, |c| c.stop_recording()).await.map(Json)
+    launching(&st, |c| c.stop_recording()).await.map(Json)
 }
 
 async fn recordings(State(st): State<AppState>) -> ApiResult<Json<Value>> {
