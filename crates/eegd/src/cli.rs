@@ -20,12 +20,17 @@ pub fn validate(file: &Path) -> Result<ExitCode> {
     let src = read(file)?;
     match plan(&file.display().to_string(), &src) {
         Ok(p) => {
-            println!("{}: ok ({} stages, {} thread groups)", file.display(), p.stages.len(), {
-                let mut g: Vec<&str> = p.stages.iter().map(|s| s.group.as_str()).collect();
-                g.sort();
-                g.dedup();
-                g.len()
-            });
+            // The groups by name, for pinning them in `runtime.groups`.
+            let mut groups: Vec<&str> = p.stages.iter().map(|s| s.group.as_str()).collect();
+            groups.sort();
+            groups.dedup();
+            println!(
+                "{}: ok ({} stages; thread group{}: {})",
+                file.display(),
+                p.stages.len(),
+                if groups.len() == 1 { "" } else { "s" },
+                groups.join(", ")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(d) => {

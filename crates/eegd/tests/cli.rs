@@ -214,3 +214,18 @@ fn ctrl_c_drains_before_exit() {
     assert!(stderr.contains("Interrupted; draining"), "{stderr}");
     assert_every_sample_once(dir.path(), &stderr);
 }
+
+#[test]
+fn validate_names_the_thread_groups_to_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - csv_sink: { path: out.csv }\n  - notch: { inputs: [to_voltage], group: dsp }\n  - null_sink: {}\n",
+    )
+    .unwrap();
+    let out = eegd().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok (5 stages; thread groups: acquire, dsp, io)"), "{stdout}");
+}

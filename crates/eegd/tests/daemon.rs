@@ -4,6 +4,7 @@ mod daemon_common;
 use daemon_common::{next_frame, Daemon};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 fn stage<'a>(p: &'a Value, name: &str) -> &'a Value {
@@ -444,4 +445,50 @@ async fn pipelines_started_through_the_api_are_not_confined_with_the_server() {
         }
     }
     assert_eq!(d.send("POST", "/api/recording/stop", "").await.0, 200);
+}
+
+#[tokio::test]
+async fn server_threads_keep_off_the_cpus_the_pipeline_pins() {
+    let here = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&c| here.is_set(c).unwrap()).collect();
+    let Some((&last, rest)) = cpus.split_last().filter(|(_, r)| !r.is_empty()) else {
+        eprintln!("one CPU: nothing to keep apart");
+        return;
+    };
+    let list = |c: &[usize]| c.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    let (everywhere, others) = (list(&cpus), list(rest));
+    let pinned =
+        format!("{}runtime: {{ groups: {{ acquire: {{ cpu: {last} }} }} }}\n", daemon_common::PIPELINE);
+    let d = Daemon::start_with(&pinned, &["--bind", "127.0.0.1:0"], None);
+    let placed = |name: &'static str| {
+        let pid = d.child.id();
+        move || -> Vec<String> { threads_of(pid).into_iter().filter(|t| t.0 == name).map(|t| t.2).collect() }
+    };
+    // Linux writes ranges (`0-2`); compare as sets.
+    let expand = |l: &str| pipeline::rt::parse_cpu_list(l).unwrap();
+    // The runtime starts its threads as it goes: wait for them (at most 10 s).
+    let all_at = |threads: &dyn Fn() -> Vec<String>, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let t = threads();
+            if !t.is_empty() && t.iter().all(|t| expand(t) == expand(want)) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (http, broker, acquire) = (placed("eegd-http"), placed("eegd-broker"), placed("eegd-acquire"));
+    assert!(all_at(&acquire, &last.to_string()), "{:?}", acquire());
+    assert!(all_at(&http, &others) && all_at(&broker, &others), "{:?} {:?}", http(), broker());
+    // Stopped, or running a pipeline that pins nothing: the server may use every CPU again.
+    assert_eq!(d.send("POST", "/api/pipeline/stop", "").await.0, 200);
+    assert!(all_at(&http, &everywhere) && all_at(&broker, &everywhere), "{:?} {:?}", http(), broker());
+    assert_eq!(d.send("POST", "/api/pipeline/start", daemon_common::PIPELINE).await.0, 200);
+    assert!(all_at(&http, &everywhere), "{:?}", http());
+    // And off again when the pins come back.
+    assert_eq!(d.send("POST", "/api/pipeline/start", pinned.clone()).await.0, 200);
+    assert!(all_at(&http, &others) && all_at(&broker, &others), "{:?} {:?}", http(), broker());
 }

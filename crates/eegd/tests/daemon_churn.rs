@@ -125,9 +125,9 @@ async fn a_client_that_never_reads_loses_frames_and_slows_no_one() {
 /// Not a test but the measurement behind BENCHMARKS.md ("Daemon"): the default pipeline's
 /// source → `websocket_sink` latency over 20 s, alone and with 200 clients connecting and
 /// disconnecting throughout, twice: with every thread free to run anywhere, then isolated —
-/// the pipeline's group pinned to the last CPU (`runtime.groups.acquire.cpu`), the daemon's
-/// server threads (`--server-cpus`) and this test's clients on the others, as clients on other
-/// machines would be. Run it on a release build:
+/// the pipeline's group pinned to the last CPU (`runtime.groups.acquire.cpu`), which moves the
+/// daemon's server threads to the others, and this test's clients there too, as clients on
+/// other machines would be. Run it on a release build:
 /// `cargo test --release -p eegd --test daemon_churn -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement; run by hand for BENCHMARKS.md"]
@@ -140,9 +140,9 @@ fn latency_with_and_without_churning_clients() {
         println!("one CPU: no isolated run");
         return;
     };
+    // The daemon moves its server threads off the pinned CPU by itself.
     let pinned = format!("{default}runtime:\n  groups: {{ acquire: {{ cpu: {pipeline_cpu} }} }}\n");
-    let list = others.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
-    measure_churn("isolated", &pinned, &["--server-cpus", &list], Some(others.to_vec()));
+    measure_churn("isolated", &pinned, &[], Some(others.to_vec()));
 }
 
 /// One run of [`latency_with_and_without_churning_clients`]; `client_cpus` confines this test's

@@ -4,6 +4,7 @@
 //! Every method blocks (a stop drains the pipeline; a parameter change waits for the stage's
 //! thread), so the HTTP handlers call them on tokio's blocking pool. One mutex orders them: a
 //! change of pipeline never races a parameter change or a recording start.
+use super::cpus::ServerCpus;
 use super::error::{ApiError, ApiResult};
 use super::session::{SessionRequest, SessionStore};
 use pipeline::exec::{Pipeline, PipelineState, Shared};
@@ -59,6 +60,8 @@ pub struct Controller {
     pub sessions: SessionStore,
     events: broadcast::Sender<String>,
     pub cpu: CpuMeter,
+    /// Told which CPUs each pipeline pins, so the server keeps off them.
+    server_cpus: Arc<ServerCpus>,
 }
 
 /// The process's CPU use (user + system, all threads) as a percentage of one core, over the
@@ -179,12 +182,13 @@ fn now_ns() -> i64 {
 }
 
 impl Controller {
-    pub fn new(sessions: SessionStore) -> Controller {
+    pub fn new(sessions: SessionStore, server_cpus: Arc<ServerCpus>) -> Controller {
         Controller {
             inner: Mutex::new(Inner::default()),
             sessions,
             events: broadcast::channel(256).0,
             cpu: CpuMeter::default(),
+            server_cpus,
         }
     }
 
@@ -244,6 +248,7 @@ impl Controller {
             let state = p.join();
             tracing::info!(?state, "Pipeline stopped");
         }
+        self.server_cpus.avoid(&[]);
         let s = self.summary(&inner);
         self.push(json!({ "event": "state", "pipeline": s }));
         if let Some(r) = rec {
@@ -264,6 +269,8 @@ impl Controller {
         inner.params = p.stages.iter().map(|s| (s.name.clone(), s.stage.params_json())).collect();
         inner.recording_cfg = p.recording.clone();
         inner.config = Some(cfg);
+        let pinned: Vec<usize> = p.runtime.groups.values().filter_map(|g| g.cpu).collect();
+        self.server_cpus.avoid(&pinned);
         match Pipeline::start(p) {
             Ok(pl) => {
                 inner.shared = Some(pl.shared().clone());
@@ -274,6 +281,7 @@ impl Controller {
             }
             Err(e) => {
                 tracing::error!(error = %e, "Pipeline did not start");
+                self.server_cpus.avoid(&[]);
                 inner.shared = None;
                 inner.start_error = Some(e.to_string());
                 Err(ApiError::BadRequest(format!("the pipeline did not start: {e}")))

@@ -7,6 +7,7 @@
 //! (atomics), hands them parameter changes through the executor's bounded command queue, and
 //! takes their packets from the broker's drop-oldest topics.
 mod control;
+mod cpus;
 mod error;
 mod hub;
 mod metrics;
@@ -22,6 +23,7 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use control::Controller;
+use cpus::ServerCpus;
 use error::{ApiError, ApiResult};
 use hub::Hub;
 use include_dir::{include_dir, Dir};
@@ -67,8 +69,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub token: Option<String>,
     /// CPUs for the HTTP, WebSocket and broker threads, as Linux lists them (`0`, `0-2`,
-    /// `0,2`). Together with `runtime.groups.<group>.cpu` in the pipeline file this keeps
-    /// clients off the pipeline's cores (docs/hardware.md, "Isolating the pipeline").
+    /// `0,2`). By default they run on every CPU except those the running pipeline pins a
+    /// thread group to (`runtime.groups.<group>.cpu`), which keeps clients off the pipeline's
+    /// cores (docs/hardware.md, "Isolating the pipeline").
     #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
     pub server_cpus: Option<CpuList>,
 }
@@ -113,7 +116,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         ),
         None => ("pipelines/default.yaml".to_string(), preset("default").unwrap_or_default().to_string()),
     };
-    let ctl = Arc::new(Controller::new(SessionStore::new(&args.data_dir)?));
+    let server_cpus = ServerCpus::new(args.server_cpus.map(|c| c.0));
+    let ctl = Arc::new(Controller::new(SessionStore::new(&args.data_dir)?, server_cpus.clone()));
     tracing::info!(data_dir = %ctl.sessions.root().display(), "Recordings go here");
     match ctl.start(&name, &source) {
         Ok(_) => {}
@@ -127,12 +131,17 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     // Made here, before any thread is niced or confined, so the pipelines it starts are not.
     let launcher = Launcher::start();
-    let server_cpus: Arc<[usize]> = args.server_cpus.map(|c| c.0).unwrap_or_default().into();
-    let hub = Hub::start(serving_thread(server_cpus.clone()));
+    let hub = Hub::start({
+        let c = server_cpus.clone();
+        move || c.enter()
+    });
+    let (enter, leave) = (server_cpus.clone(), server_cpus);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("eegd-http")
-        .on_thread_start(serving_thread(server_cpus))
+        // Clients never take the CPU from the pipeline (see BENCHMARKS.md, "200 clients").
+        .on_thread_start(move || enter.enter())
+        .on_thread_stop(move || leave.leave())
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -140,16 +149,6 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     ctl.shutdown();
     hub.shutdown();
     res.map(|_| ExitCode::SUCCESS)
-}
-
-/// The set-up of every thread that serves people rather than samples (HTTP, WebSocket, the
-/// broker): a lower priority, so that on a contended core the pipeline runs first, and the
-/// `--server-cpus`, if given (see BENCHMARKS.md, "200 churning clients").
-fn serving_thread(cpus: Arc<[usize]>) -> impl Fn() + Send + Sync + Clone + 'static {
-    move || {
-        pipeline::rt::lower_priority();
-        pipeline::rt::pin_to_cpus(&cpus);
-    }
 }
 
 async fn run_server(
@@ -251,10 +250,10 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
 }
 
 /// The thread that runs every controller call that may start a pipeline. A pipeline's threads
-/// inherit their parent's priority and CPUs, and the server's threads are niced and may be
-/// confined to `--server-cpus` (an unprivileged thread cannot raise its priority back), so
-/// such calls run here, on a thread made before those settings: at normal priority, on every
-/// CPU the process may use.
+/// inherit their parent's priority and CPUs, and the server's threads are niced and confined
+/// ([`ServerCpus`]; an unprivileged thread cannot raise its priority back), so such calls run
+/// here, on a thread made before those settings: at normal priority, on every CPU the process
+/// may use.
 #[derive(Clone)]
 struct Launcher(std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>);
 
