@@ -12,11 +12,5 @@ if ! cmp -s interop/requirements.txt "$stamp" 2>/dev/null; then
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    else
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    fi
+    scripts/apt-install.sh chromium
 fi

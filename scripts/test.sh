@@ -26,10 +26,22 @@ else
     echo "miri is not installable here; skipped"
 fi
 
-echo "== aarch64 (Raspberry Pi 5) build check (where the target installs)"
+echo "== aarch64 (Raspberry Pi 5): build check, then the library crates' tests under qemu (where they install)"
 if rustup target list --installed | grep -q aarch64-unknown-linux-gnu \
     || rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
     cargo check --workspace --target aarch64-unknown-linux-gnu
+    # The filters (NEON, fused multiply-add) against the scipy reference, the driver against the
+    # simulated chip, the file formats and the data plane, run as aarch64 code in qemu-user.
+    if command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 && command -v qemu-aarch64 >/dev/null 2>&1 \
+        || scripts/apt-install.sh gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user; then
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+        CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+            cargo test --release --target aarch64-unknown-linux-gnu \
+            -p dsp -p sensors -p formats -p pipeline -p stages
+    else
+        echo "the aarch64 cross toolchain or qemu-user is not installable here; tests under qemu skipped"
+    fi
 else
     echo "the aarch64-unknown-linux-gnu target is not installable here; skipped"
 fi
