@@ -124,7 +124,7 @@ async fn a_client_that_never_reads_loses_frames_and_slows_no_one() {
 
 /// Not a test but the measurement behind BENCHMARKS.md ("Daemon"): the default pipeline's
 /// source → `websocket_sink` latency over 20 s, alone and with 200 clients connecting and
-/// disconnecting throughout, twice: with every thread free to run anywhere, then isolated —
+/// disconnecting throughout, then with one client that never reads, twice: with every thread free to run anywhere, then isolated —
 /// the pipeline's group pinned to the last CPU (`runtime.groups.acquire.cpu`), which moves the
 /// daemon's server threads to the others, and this test's clients there too, as clients on
 /// other machines would be. Run it on a release build:
@@ -207,6 +207,17 @@ fn measure_churn(run: &str, pipeline: &str, args: &[&str], client_cpus: Option<V
         }
         measure("200 churning clients").await;
         println!("{run}: connections made: {}", connections.load(std::sync::atomic::Ordering::Relaxed));
+
+        // A client that never reads, with a small receive buffer: its backlog overflows at once.
+        d.send("POST", "/api/pipeline/restart", "").await;
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let stream = sock.connect(d.addr.parse().unwrap()).await.unwrap();
+        let (_stalled, _) = tokio_tungstenite::client_async(&url, stream).await.unwrap();
+        tokio::time::sleep(window).await;
+        measure("a client that never reads").await;
+        let dropped = metric(&d, "eegd_ws_dropped_frames_total{topic=\"eeg\",where=\"client\"}").await;
+        println!("{run}: frames the stalled client lost: {dropped:?}");
         read.abort();
     });
 }
