@@ -2,8 +2,10 @@
 //! replace, restart with live changes kept, live parameter changes, and recording sessions.
 //!
 //! Every method blocks (a stop drains the pipeline; a parameter change waits for the stage's
-//! thread), so the HTTP handlers call them on tokio's blocking pool. One mutex orders them: a
-//! change of pipeline never races a parameter change or a recording start.
+//! thread), so the HTTP handlers call them on tokio's blocking pool, or, when the call may
+//! start a pipeline, on the daemon's launcher thread (whose priority and CPUs the pipeline's
+//! threads inherit). One mutex orders them: a change of pipeline never races a parameter
+//! change or a recording start.
 use super::cpus::ServerCpus;
 use super::error::{ApiError, ApiResult};
 use super::session::{SessionRequest, SessionStore};
