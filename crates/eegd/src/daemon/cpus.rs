@@ -75,10 +75,15 @@ impl ServerCpus {
     }
 }
 
-/// Allows thread `tid` on `cpus` (empty: on `all`).
+/// Allows thread `tid` on `cpus` (empty: on `all`; both empty, as when the process's CPUs could
+/// not be read: leaves it alone).
 fn confine(tid: Pid, cpus: &[usize], all: &[usize]) {
+    let list = if cpus.is_empty() { all } else { cpus };
+    if list.is_empty() {
+        return;
+    }
     let mut set = CpuSet::new();
-    let res = (if cpus.is_empty() { all } else { cpus }).iter().try_for_each(|&c| set.set(c));
+    let res = list.iter().try_for_each(|&c| set.set(c));
     if let Err(e) = res.and_then(|_| sched_setaffinity(tid, &set)) {
         tracing::warn!(?cpus, error = %e, "could not move a server thread; it runs where it was");
     }
