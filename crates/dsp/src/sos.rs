@@ -364,39 +364,51 @@ struct Block<'a> {
 
 impl Block<'_> {
     /// Tile by tile: [`DEPTH`] samples at a time (then one at a time for the rest of the
-    /// block), and within those, [`LANES`] channels at a time. Consecutive tiles belong to
+    /// block), and within those, [`LANES`] channels at a time (the last tile padded with
+    /// zeros when the channels are not a multiple of [`LANES`]). Consecutive tiles belong to
     /// different channels, so their chains of multiply-adds are independent and the CPU runs
     /// them side by side; a channel's next samples come only after every other channel's.
     #[inline(always)]
     fn run<S: Lanes>(self, simd: S) {
         let Block { coef, state, data, channels, samples, flush } = self;
         let stride = 2 * padded(channels);
-        let full = channels / LANES;
         let mut i = 0;
         while i + DEPTH <= samples {
-            for g in 0..full {
-                let rows = &mut data[g * LANES * samples..(g + 1) * LANES * samples];
-                let x = simd.load_tile(std::array::from_fn(|l| {
-                    rows[l * samples + i..][..DEPTH].try_into().expect("DEPTH samples")
-                }));
-                let x = sections(simd, coef, state, stride, g * LANES, x);
-                let mut rows = rows.chunks_exact_mut(samples);
-                simd.store_tile(
-                    x,
-                    std::array::from_fn(|_| {
-                        (&mut rows.next().expect("LANES rows")[i..i + DEPTH])
-                            .try_into()
-                            .expect("DEPTH samples")
-                    }),
-                );
+            for (g, rows) in data.chunks_mut(LANES * samples).enumerate() {
+                if rows.len() == LANES * samples {
+                    let x = simd.load_tile(std::array::from_fn(|l| {
+                        rows[l * samples + i..][..DEPTH].try_into().expect("DEPTH samples")
+                    }));
+                    let x = sections(simd, coef, state, stride, g * LANES, x);
+                    let mut rows = rows.chunks_exact_mut(samples);
+                    simd.store_tile(
+                        x,
+                        std::array::from_fn(|_| {
+                            (&mut rows.next().expect("LANES rows")[i..i + DEPTH])
+                                .try_into()
+                                .expect("DEPTH samples")
+                        }),
+                    );
+                } else {
+                    // The last channels, fewer than LANES: through a tile padded with zeros
+                    // (which their states filter into zeros).
+                    let mut tile = [[0.0f32; DEPTH]; LANES];
+                    for (t, row) in tile.iter_mut().zip(rows.chunks_exact(samples)) {
+                        t.copy_from_slice(&row[i..i + DEPTH]);
+                    }
+                    let x = simd.load_tile(std::array::from_fn(|l| &tile[l]));
+                    let x = sections(simd, coef, state, stride, g * LANES, x);
+                    simd.store_tile(x, tile.each_mut());
+                    for (t, row) in tile.iter().zip(rows.chunks_exact_mut(samples)) {
+                        row[i..i + DEPTH].copy_from_slice(t);
+                    }
+                }
             }
             i += DEPTH;
         }
-        // The samples after the last whole tile, then the channels after the last whole group
-        // (padded with zeros, which their states filter into zeros).
-        for (g, rows) in data.chunks_mut(LANES * samples).enumerate() {
-            let from = if g < full { i } else { 0 };
-            for i in from..samples {
+        // The samples after the last whole tile, one at a time.
+        for i in i..samples {
+            for (g, rows) in data.chunks_mut(LANES * samples).enumerate() {
                 let mut x = [0.0; LANES];
                 for (v, row) in x.iter_mut().zip(rows.chunks_exact(samples)) {
                     *v = f64::from(row[i]);
