@@ -416,8 +416,7 @@ fn threads_of(pid: u32) -> Vec<(String, i64, String)> {
 
 #[tokio::test]
 async fn pipelines_started_through_the_api_are_not_confined_with_the_server() {
-    let here = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
-    let cpu = (0..nix::sched::CpuSet::count()).find(|&c| here.is_set(c).unwrap()).unwrap();
+    let cpu = pipeline::rt::allowed_cpus()[0];
     let server_cpus = cpu.to_string();
     let d = Daemon::start_with(
         daemon_common::PIPELINE,
@@ -449,8 +448,7 @@ async fn pipelines_started_through_the_api_are_not_confined_with_the_server() {
 
 #[tokio::test]
 async fn server_threads_keep_off_the_cpus_the_pipeline_pins() {
-    let here = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&c| here.is_set(c).unwrap()).collect();
+    let cpus = pipeline::rt::allowed_cpus();
     let Some((&last, rest)) = cpus.split_last().filter(|(_, r)| !r.is_empty()) else {
         eprintln!("one CPU: nothing to keep apart");
         return;

@@ -134,8 +134,7 @@ async fn a_client_that_never_reads_loses_frames_and_slows_no_one() {
 fn latency_with_and_without_churning_clients() {
     let default = include_str!("../../../pipelines/default.yaml");
     measure_churn("shared", default, &[], None);
-    let here = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
-    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count()).filter(|&c| here.is_set(c).unwrap()).collect();
+    let cpus = pipeline::rt::allowed_cpus();
     let Some((pipeline_cpu, others)) = cpus.split_last().filter(|(_, o)| !o.is_empty()) else {
         println!("one CPU: no isolated run");
         return;

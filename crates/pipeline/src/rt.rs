@@ -45,14 +45,22 @@ pub fn pin_to_cpus(cpus: &[usize]) {
     if cpus.is_empty() {
         return;
     }
-    let mut set = nix::sched::CpuSet::new();
-    let res = cpus
-        .iter()
-        .try_for_each(|&c| set.set(c))
-        .and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
-    if let Err(e) = res {
+    if let Err(e) = set_thread_cpus(nix::unistd::Pid::from_raw(0), cpus) {
         tracing::warn!(?cpus, error = %e, "could not pin thread to its CPUs; running unpinned");
     }
+}
+
+/// Confines thread `tid` of this process (0: the calling thread) to `cpus`.
+pub fn set_thread_cpus(tid: nix::unistd::Pid, cpus: &[usize]) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    cpus.iter().try_for_each(|&c| set.set(c))?;
+    nix::sched::sched_setaffinity(tid, &set)
+}
+
+/// The CPUs the calling thread may run on (empty if the system will not say).
+pub fn allowed_cpus() -> Vec<usize> {
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else { return Vec::new() };
+    (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect()
 }
 
 /// Parses a CPU list as Linux writes them (`2`, `0-2`, `0,2-3`).
@@ -157,17 +165,16 @@ mod tests {
 
     #[test]
     fn pinning_confines_only_the_calling_thread() {
-        let allowed = |pid| nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(pid)).unwrap();
-        let everywhere = allowed(0);
-        let first = (0..nix::sched::CpuSet::count()).find(|&c| everywhere.is_set(c).unwrap()).unwrap();
+        let everywhere = super::allowed_cpus();
+        assert!(!everywhere.is_empty());
+        let first = everywhere[0];
         let pinned = std::thread::spawn(move || {
             super::pin_to_cpus(&[first]);
-            let set = allowed(0);
-            (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap()).collect::<Vec<_>>()
+            super::allowed_cpus()
         })
         .join()
         .unwrap();
         assert_eq!(pinned, vec![first]);
-        assert_eq!(allowed(0), everywhere, "other threads keep their CPUs");
+        assert_eq!(super::allowed_cpus(), everywhere, "other threads keep their CPUs");
     }
 }

@@ -6,8 +6,8 @@
 //!
 //! Threads join with [`ServerCpus::enter`] as they start and leave as they end; a new pipeline's
 //! pins move every one of them ([`ServerCpus::avoid`]).
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::{gettid, Pid};
+use pipeline::rt::{allowed_cpus, set_thread_cpus};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct ServerCpus {
@@ -28,9 +28,7 @@ struct State {
 
 impl ServerCpus {
     pub fn new(fixed: Option<Vec<usize>>) -> Arc<ServerCpus> {
-        let all = sched_getaffinity(Pid::from_raw(0))
-            .map(|set| (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect())
-            .unwrap_or_default();
+        let all = allowed_cpus();
         let cpus = fixed.clone().unwrap_or_default();
         Arc::new(ServerCpus { fixed, all, state: Mutex::new(State { threads: Vec::new(), cpus }) })
     }
@@ -82,9 +80,7 @@ fn confine(tid: Pid, cpus: &[usize], all: &[usize]) {
     if list.is_empty() {
         return;
     }
-    let mut set = CpuSet::new();
-    let res = list.iter().try_for_each(|&c| set.set(c));
-    if let Err(e) = res.and_then(|_| sched_setaffinity(tid, &set)) {
+    if let Err(e) = set_thread_cpus(tid, list) {
         tracing::warn!(?cpus, error = %e, "could not move a server thread; it runs where it was");
     }
 }
