@@ -419,10 +419,12 @@ impl Block<'_> {
                 }
             }
         }
-        for s in state.iter_mut().filter(|_| flush) {
-            // A multiply by 1 or 0 rather than a conditional store, which the optimiser would
-            // turn into a masked store (microcoded and slow on some CPUs).
-            *s *= f64::from(u8::from(s.abs() >= FLUSH_BELOW));
+        if flush {
+            for s in state.iter_mut() {
+                // A multiply by 1 or 0 rather than a conditional store, which the optimiser
+                // would turn into a masked store (microcoded and slow on some CPUs).
+                *s *= f64::from(u8::from(s.abs() >= FLUSH_BELOW));
+            }
         }
     }
 }
