@@ -102,12 +102,7 @@ impl Stage for Fft {
     fn process(&mut self, _: usize, pkt: Packet, cx: &mut Context<'_>) -> Result<(), StageError> {
         let h = pkt.header();
         let (channels, n) = (h.channels as usize, h.samples as usize);
-        if channels != self.channels {
-            return Err(StageError::msg(format!(
-                "packet has {channels} channels, `fft` was built for {}",
-                self.channels
-            )));
-        }
+        crate::check_channels(channels, self.channels, "`fft`")?;
         let data = pkt.f32s();
         let mut pos = 0;
         while pos < n {

@@ -324,12 +324,7 @@ pub(crate) fn filter_packet(
     let (h, data) = m.parts_f32();
     meta.stamp(h);
     let (channels, samples) = (h.channels as usize, h.samples as usize);
-    if channels != bank.channels() {
-        return Err(StageError::msg(format!(
-            "packet has {channels} channels, the filter was built for {}",
-            bank.channels()
-        )));
-    }
+    crate::check_channels(channels, bank.channels(), "the filter")?;
     bank.process(data, channels, samples);
     cx.emit(pkt);
     Ok(())

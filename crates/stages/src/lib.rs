@@ -56,3 +56,12 @@ pub const BUILT_IN: &[&str] = &[
 pub fn link() -> usize {
     BUILT_IN.len()
 }
+
+/// A packet's channel count against the count the stage (`who`, as the message names it) was
+/// built for.
+pub(crate) fn check_channels(channels: usize, built: usize, who: &str) -> Result<(), pipeline::StageError> {
+    if channels == built {
+        return Ok(());
+    }
+    Err(pipeline::StageError::msg(format!("packet has {channels} channels, {who} was built for {built}")))
+}

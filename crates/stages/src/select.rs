@@ -85,12 +85,7 @@ impl Stage for Select {
     fn process(&mut self, _: usize, mut pkt: Packet, cx: &mut Context<'_>) -> Result<(), StageError> {
         let h = pkt.header();
         let (channels, n) = (h.channels as usize, h.samples as usize);
-        if channels != self.in_channels {
-            return Err(StageError::msg(format!(
-                "packet has {channels} channels, `select` was built for {}",
-                self.in_channels
-            )));
-        }
+        crate::check_channels(channels, self.in_channels, "`select`")?;
         let out_channels = self.picks.len();
         if self.in_place && pkt.is_unique() {
             let mut w = pkt.make_mut()?;
