@@ -6,6 +6,14 @@ use crate::stream::StreamInfo;
 use crate::topology::yaml::Node;
 use std::sync::atomic::AtomicBool;
 
+/// Waits until every one of `stages` has taken at least `n` packets, for tests that watch a
+/// running pipeline (polls each millisecond).
+pub fn wait_packets_in(stages: &[&StageStats], n: u64) {
+    while stages.iter().any(|s| s.packets_in.load(std::sync::atomic::Ordering::Relaxed) < n) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// A voltage stream of `channels` × up to `max_samples` per packet at `rate`, default metadata.
 pub fn voltage_stream(channels: usize, rate: f64, max_samples: usize) -> StreamInfo {
     StreamInfo { kind: crate::Kind::Voltage, rate, channels, max_samples, meta: Default::default() }

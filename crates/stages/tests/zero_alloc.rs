@@ -7,9 +7,9 @@
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
 use pipeline::exec::{Pipeline, PipelineState};
+use pipeline::testing::wait_packets_in;
 use pipeline::topology::graph::plan;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -43,11 +43,7 @@ fn ten_thousand_packets_allocate_nothing() {
     let shared = p.shared().clone();
     let local = shared.stage("local_sink").unwrap().stats.clone();
     let remote = shared.stage("remote_sink").unwrap().stats.clone();
-    let wait_for = |n: u64| {
-        while local.packets_in.load(Ordering::Relaxed) < n || remote.packets_in.load(Ordering::Relaxed) < n {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
+    let wait_for = |n: u64| wait_packets_in(&[&local, &remote], n);
     wait_for(1_000);
     let before = allocations();
     let start = remote.packets_in.load(Ordering::Relaxed);

@@ -5,6 +5,7 @@
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
 use pipeline::exec::{Pipeline, PipelineState};
+use pipeline::testing::wait_packets_in;
 use pipeline::topology::graph::plan;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -29,11 +30,7 @@ fn redesigned_filters_allocate_nothing_per_packet() {
     let p = Pipeline::start(plan("zero_alloc_live", PIPELINE).expect("valid pipeline")).expect("starts");
     let shared = p.shared().clone();
     let sink = shared.stage("null_sink").unwrap().stats.clone();
-    let wait_for = |n: u64| {
-        while sink.packets_in.load(Ordering::Relaxed) < n {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
+    let wait_for = |n: u64| wait_packets_in(&[&sink], n);
     wait_for(1_000);
     let t = Duration::from_secs(10);
     shared.patch_stage("bandpass", serde_json::json!({"order": 8, "low_hz": 8, "high_hz": 13}), t).unwrap();

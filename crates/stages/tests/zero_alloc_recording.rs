@@ -5,10 +5,11 @@
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
 use pipeline::exec::{Pipeline, PipelineState};
+use pipeline::stats::StageStats;
+use pipeline::testing::wait_packets_in;
 use pipeline::topology::graph::plan;
 use stages::markers::{Marker, MarkerHub};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -31,11 +32,8 @@ fn recording_ten_thousand_packets_allocates_nothing() {
     let shared = p.shared().clone();
     let sinks: Vec<_> =
         ["bdf_sink", "edf_sink", "csv_sink"].iter().map(|n| shared.stage(n).unwrap().stats.clone()).collect();
-    let wait_for = |n: u64| {
-        while sinks.iter().any(|s| s.packets_in.load(Ordering::Relaxed) < n) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
+    let watched: Vec<&StageStats> = sinks.iter().map(|s| &**s).collect();
+    let wait_for = |n: u64| wait_packets_in(&watched, n);
     wait_for(1_000);
     // The first post from a thread registers it with the hub's lock-free list (allocates once).
     MarkerHub::global().post(Marker::new(0, "warm-up"));
