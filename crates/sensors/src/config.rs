@@ -163,6 +163,10 @@ pub struct Config {
     pub lead_off: LeadOff,
     /// SRB1 to every channel's negative input (`MISC1.SRB1`): a common reference.
     pub srb1: bool,
+    /// The GPIO pins' directions, `GPIOC[4:1]`: bit `k` set = `GPIO(k + 1)` an input (default
+    /// `0x0F`, all inputs, the datasheet's reset value). Pins read as triggers must be inputs;
+    /// an output is driven low.
+    pub gpio_inputs: u8,
     pub channels: [ChannelConfig; CHANNELS],
 }
 
@@ -178,6 +182,7 @@ impl Default for Config {
             bias: BiasConfig::default(),
             lead_off: LeadOff::default(),
             srb1: false,
+            gpio_inputs: gpio::GPIOC_MASK,
             channels: [ChannelConfig::normal(Gain::X24); CHANNELS],
         }
     }
@@ -232,7 +237,8 @@ impl Config {
         r[reg::LOFF_SENSP as usize] = masks[2];
         r[reg::LOFF_SENSN as usize] = masks[3];
         r[reg::LOFF_FLIP as usize] = masks[4];
-        r[reg::GPIO as usize] = gpio::GPIOC_MASK;
+        // GPIOC = 1: input; GPIOD = 0: any output low (datasheet register "GPIO", 14h).
+        r[reg::GPIO as usize] = self.gpio_inputs & gpio::GPIOC_MASK;
         r[reg::MISC1 as usize] = bit(self.srb1, misc1::SRB1);
         r[reg::MISC2 as usize] = 0;
         r[reg::CONFIG4 as usize] = bit(l.comparators, config4::PD_LOFF_COMP);

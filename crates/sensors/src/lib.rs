@@ -8,6 +8,8 @@
 //!   (first DRDY + n / rate), its drift from the DRDY events, and overruns.
 //! - [`sim`]: a simulated ADS1299 that speaks the same SPI protocol, and its DRDY.
 //! - [`signal`]: the analog signal (EEG-like, sine) the simulated electrodes carry.
+//! - [`gpio`]: hardware triggers: the chip's GPIO pins' rising edges, a simulated TTL pulse
+//!   train, and Pi GPIO line edges placed on the sample clock.
 //! - `linux` (Linux only): `/dev/spidev*` and DRDY as a GPIO character-device edge event.
 //!
 //! It knows nothing of pipelines, packets or stages, and must never allocate per frame: frames
@@ -18,6 +20,7 @@ pub mod config;
 pub mod drdy;
 pub mod driver;
 pub mod frame;
+pub mod gpio;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod registers;

@@ -164,6 +164,59 @@ impl Drdy for GpioDrdy {
     }
 }
 
+/// Pi GPIO lines read as trigger inputs: rising edges as events on the GPIO character device,
+/// each stamped by the kernel in the interrupt with `CLOCK_MONOTONIC` (the clock of
+/// [`GpioDrdy`]'s events, so `gpio::LineClock` can place them on the sample clock). No kernel
+/// debounce: it would move the timestamp; a TTL output does not bounce.
+pub struct TriggerLines {
+    /// One request per GPIO chip, and for each of its lines (offset, index in the caller's list).
+    reqs: Vec<(gpiocdev::Request, Vec<(u32, usize)>)>,
+}
+
+impl TriggerLines {
+    /// Requests `lines` (`(chip, line)`, chip as for [`GpioDrdy::open`]) as inputs with
+    /// rising-edge detection.
+    pub fn open(lines: &[(&str, u32)]) -> Result<TriggerLines, gpiocdev::Error> {
+        let mut chips: Vec<(String, Vec<(u32, usize)>)> = Vec::new();
+        for (i, (chip, line)) in lines.iter().enumerate() {
+            let path = chip_path(chip);
+            match chips.iter_mut().find(|(p, _)| *p == path) {
+                Some((_, v)) => v.push((*line, i)),
+                None => chips.push((path, vec![(*line, i)])),
+            }
+        }
+        let mut reqs = Vec::with_capacity(chips.len());
+        for (path, offsets) in chips {
+            let o: Vec<u32> = offsets.iter().map(|x| x.0).collect();
+            let req = gpiocdev::Request::builder()
+                .on_chip(path)
+                .with_consumer("eegd-trigger")
+                .with_lines(&o)
+                .as_input()
+                .with_edge_detection(EdgeDetection::RisingEdge)
+                .with_event_clock(EventClock::Monotonic)
+                .with_kernel_event_buffer_size(64)
+                .request()?;
+            reqs.push((req, offsets));
+        }
+        Ok(TriggerLines { reqs })
+    }
+
+    /// The next rising edge waiting, `(index in the list given to open, CLOCK_MONOTONIC ns)`;
+    /// `None` when there is none. Never blocks (a zero-timeout `poll`, then a `read` into a stack
+    /// buffer): allocation-free.
+    pub fn next_edge(&mut self) -> Result<Option<(usize, u64)>, gpiocdev::Error> {
+        for (req, offsets) in &self.reqs {
+            if req.has_edge_event()? {
+                let ev = req.read_edge_event()?;
+                let i = offsets.iter().find(|o| o.0 == ev.offset).map_or(0, |o| o.1);
+                return Ok(Some((i, ev.timestamp_ns)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

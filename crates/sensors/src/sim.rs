@@ -14,6 +14,7 @@
 //! reference buffer (`CONFIG3.PD_REFBUF' = 0`) every channel reads 0.
 use crate::drdy::{elapsed_ns, Drdy, DrdyEvent};
 use crate::frame::{encode24, Status};
+use crate::gpio::{pin_levels, TriggerSignal};
 use crate::registers::{
     chset, cmd, config2, config3, config4, read_only_mask, reg, DataRate, Gain, Mux, CHANNELS, FRAME_BYTES,
     F_CLK_HZ, MAX_CHIPS, RESET_VALUES, VREF,
@@ -132,6 +133,8 @@ pub struct SimChain {
     stuck: Option<(u8, u8)>,
     /// Per channel of the chain, a DC electrode offset added to the model's signal, µV.
     offsets_uv: [f64; MAX_CHIPS * CHANNELS],
+    /// A TTL pulse train driven on a pin of the first chip.
+    trigger: Option<TriggerSignal>,
 }
 
 /// One side of the pair that [`SimChain::drdy`] makes: the DRDY line of the chain.
@@ -160,7 +163,14 @@ impl SimChain {
             uv: [0.0; MAX_CHIPS * CHANNELS],
             stuck: None,
             offsets_uv: [0.0; MAX_CHIPS * CHANNELS],
+            trigger: None,
         }
+    }
+
+    /// Drives `signal` on a GPIO pin of the first chip (`None`: every pin undriven, low). The
+    /// pin reports it in the status word (and `GPIOD`) only while it is an input.
+    pub fn set_trigger_signal(&mut self, signal: Option<TriggerSignal>) {
+        self.trigger = signal;
     }
 
     /// The chain's DRDY line.
@@ -312,9 +322,14 @@ impl SimChain {
             };
             chip.regs[reg::LOFF_STATP as usize] = statp;
             chip.regs[reg::LOFF_STATN as usize] = statn;
+            let driven = match (c, self.trigger) {
+                (0, Some(t)) => t.driven(n, rate),
+                _ => 0,
+            };
+            let gpio = pin_levels(chip.regs[reg::GPIO as usize], driven);
+            chip.regs[reg::GPIO as usize] = (chip.regs[reg::GPIO as usize] & 0x0F) | gpio << 4;
             let r = &chip.regs;
             let f = &mut self.out[c * FRAME_BYTES..(c + 1) * FRAME_BYTES];
-            let gpio = r[reg::GPIO as usize] >> 4;
             f[..3].copy_from_slice(&Status { loff_statp: statp, loff_statn: statn, gpio }.to_bytes());
             if let Some(b) = chip.status_byte {
                 f[0] = b;

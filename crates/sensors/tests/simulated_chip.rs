@@ -214,3 +214,23 @@ fn rdata_reads_one_frame_by_command_in_sdatac_mode() {
     assert_eq!(ch[2], quantise(-1000.0, 1));
     assert!(!dev.spi_mut().rdatac());
 }
+
+#[test]
+fn a_trigger_signal_shows_on_an_input_pin_only() {
+    use sensors::gpio::TriggerSignal;
+    let pulse = TriggerSignal { pin: 1, period_ns: 100_000_000, width_ns: 3_000_000 };
+    let levels = |gpio_inputs: u8| {
+        let (mut dev, mut drdy) = rig(1, sine(10.0, 8));
+        dev.spi_mut().set_trigger_signal(Some(pulse));
+        dev.start_up(&Config { gpio_inputs, ..config(1, Gain::X24) }, &mut NoDelay).unwrap();
+        let mut ch = [0i32; 8];
+        (0..250).map(|_| next(&mut dev, &mut drdy, &mut ch).chips[0].gpio).collect::<Vec<u8>>()
+    };
+    // GPIO2 an input: high on samples 100–102 and 200–202 (1000 SPS, 100 ms period, 3 ms wide).
+    let got = levels(0x0F);
+    let high: Vec<usize> = (0..got.len()).filter(|&n| got[n] != 0).collect();
+    assert_eq!(high, [100, 101, 102, 200, 201, 202]);
+    assert!(got.iter().all(|&g| g & !0b0010 == 0), "only GPIO2 is driven");
+    // GPIO2 an output (GPIOC2 = 0), written low: the pulse on the pin does not show.
+    assert!(levels(0x0D).iter().all(|&g| g == 0));
+}

@@ -1,5 +1,6 @@
 //! `ads1299`: the ADS1299 on a Raspberry Pi 5 (`/dev/spidev*`, DRDY on a GPIO character
 //! device), and [`Acquisition`], the read loop it shares with `emulator`.
+use crate::triggers::{TriggerLine, TriggerPins, Triggers};
 use pipeline::rt::{monotonic_ns, realtime_ns};
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Header, Kind, Produce, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
@@ -46,6 +47,8 @@ pub(crate) struct Acquisition<SPI: embedded_hal::spi::SpiDevice, D: Drdy> {
     /// timestamps are UNIX time.
     real_offset: i64,
     lead_off: (u32, u32),
+    /// Trigger pins and lines: rising edges become markers.
+    triggers: Triggers,
     last_log_ns: u64,
     missed_since_log: u64,
 }
@@ -66,11 +69,14 @@ pub(crate) struct AcquisitionSpec {
     /// Record DRDY → awake in `wake_late_ns` (off for an unpaced simulation, whose DRDY times
     /// are virtual).
     pub record_wake: bool,
+    /// Hardware triggers (`triggers`, `trigger_lines`).
+    pub triggers: Triggers,
 }
 
 impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
-    pub fn new(dev: Ads1299<SPI>, drdy: D, s: AcquisitionSpec) -> Self {
+    pub fn new(dev: Ads1299<SPI>, drdy: D, mut s: AcquisitionSpec) -> Self {
         Acquisition {
+            triggers: std::mem::take(&mut s.triggers),
             dev,
             drdy,
             clock: ClockTracker::new(s.rate),
@@ -135,7 +141,26 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
                 lead_off_n = format_args!("{:#x}", lead_off.1), "Lead-off status changed");
             self.lead_off = lead_off;
         }
-        Ok(Some((self.clock.on_drdy(ev), ev.timestamp_ns)))
+        let tick = self.clock.on_drdy(ev);
+        self.on_triggers(tick, ev.timestamp_ns, status.chips[0].gpio);
+        Ok(Some((tick, ev.timestamp_ns)))
+    }
+
+    /// Rising edges of the trigger pins on this sample become markers on it.
+    #[inline]
+    fn on_triggers(&mut self, tick: Tick, drdy_ns: u64, gpio: u8) {
+        if self.triggers.is_empty() {
+            return;
+        }
+        if tick.index == 0 {
+            self.triggers.start(self.clock.nominal_ns(0).unwrap_or(0) as i64 + self.real_offset);
+        }
+        self.triggers.on_sample(tick, drdy_ns, gpio);
+    }
+
+    /// Trigger lines given, the source's `start` hands their edge events over here.
+    pub fn set_trigger_lines(&mut self, lines: Box<dyn crate::triggers::LineEvents>) {
+        self.triggers.set_lines(lines);
     }
 
     fn note_overrun(&mut self, missed: u64, cx: &Context<'_>) {
@@ -209,6 +234,7 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
             last_drdy = drdy_ns;
         }
         cx.stats().set_drift_ppm(self.clock.drift_ppm());
+        self.triggers.poll_lines()?;
         if filled == 0 {
             return Ok(Produce::Ready);
         }
@@ -416,6 +442,18 @@ pub struct Ads1299Params {
     /// Output the chip's clock on CLK for the chips after it in a chain (default false).
     #[serde(default)]
     pub clock_out: bool,
+    /// Hardware triggers on the chip's GPIO pins (of the first chip in a chain): a label for
+    /// each pin read as a trigger input, e.g. `{ gpio1: stim, gpio2: response }`. Each rising
+    /// edge is a marker on the exact sample whose status word first shows the pin high. A pulse
+    /// must last at least one sample period (1 / rate) high and low to be seen; a pin held high
+    /// gives one marker. Default none.
+    #[serde(default)]
+    pub triggers: TriggerPins,
+    /// Hardware triggers on Pi GPIO lines (`{ chip, line, label }`, at most 8): each rising
+    /// edge, stamped by the kernel, is a marker on the nearest sample (within one sample; see
+    /// docs/hardware.md). Default none.
+    #[serde(default)]
+    pub trigger_lines: Vec<TriggerLine>,
 }
 
 /// Checks the parameters common to the chip and the emulator.
@@ -478,6 +516,17 @@ pub(crate) fn chip_config(
     cfg
 }
 
+/// Trigger lines' edge events, for the acquisition loop.
+#[cfg(target_os = "linux")]
+struct PiLines(sensors::linux::TriggerLines);
+
+#[cfg(target_os = "linux")]
+impl crate::triggers::LineEvents for PiLines {
+    fn next_edge(&mut self) -> Result<Option<(usize, u64)>, StageError> {
+        self.0.next_edge().map_err(|e| StageError::msg(format!("reading a trigger line: {e}")))
+    }
+}
+
 /// The ADS1299 source.
 pub struct Ads1299Source {
     p: Ads1299Params,
@@ -498,6 +547,12 @@ impl Stage for Ads1299Source {
         })?;
         let dev = Ads1299::new(spi, p.daisy).map_err(|e| StageError::msg(e.to_string()))?;
         let mut acq = Acquisition::new(dev, drdy, spec);
+        if !p.trigger_lines.is_empty() {
+            let lines: Vec<(&str, u32)> = p.trigger_lines.iter().map(|l| (l.chip.as_str(), l.line)).collect();
+            let t = sensors::linux::TriggerLines::open(&lines)
+                .map_err(|e| StageError::msg(format!("requesting the trigger lines: {e}")))?;
+            acq.set_trigger_lines(Box::new(PiLines(t)));
+        }
         acq.configure(&mut sensors::linux::StdDelay)?;
         self.acq = Some(acq);
         Ok(())
@@ -547,6 +602,8 @@ impl StageType for Ads1299Source {
             return e;
         }
         e.extend(check_chip(p.rate, &p.gain, p.channels.unwrap_or(p.daisy * CHANNELS), p.daisy));
+        e.extend(crate::triggers::check_pins(&p.triggers));
+        e.extend(crate::triggers::check_lines(&p.trigger_lines, (&p.drdy.chip, p.drdy.line)));
         // A frame must be clocked out within one sample period, or every sample overruns.
         let frame_ns =
             (p.daisy * sensors::registers::FRAME_BYTES) as u64 * 8 * 1_000_000_000 / p.spi_hz.max(1) as u64;
@@ -594,6 +651,7 @@ impl StageType for Ads1299Source {
         };
         let mut cfg = chip_config(p.rate, p.daisy, channels, &p.gain, template);
         cfg.clock_out = p.clock_out;
+        cfg.gpio_inputs |= p.triggers.mask();
         cfg.srb1 = p.srb1;
         cfg.test_signal.internal = mux == Mux::TestSignal;
         cfg.bias.enabled = p.bias;
@@ -631,6 +689,7 @@ impl StageType for Ads1299Source {
             stream_id: cx.stream_id,
             limit: None,
             record_wake: true,
+            triggers: Triggers::new(p.rate, &p.triggers, &p.trigger_lines),
         };
         Ok((
             Ads1299Source {

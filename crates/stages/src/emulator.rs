@@ -6,6 +6,7 @@ use crate::ads1299::{
     channel_labels as labels, chip_config, data_rate, gain_error, rate_error, Acquisition, AcquisitionSpec,
     GainSetting,
 };
+use crate::triggers::{TriggerPins, TriggerSignalParams, Triggers};
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Kind, Produce, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
 use schemars::JsonSchema;
@@ -116,6 +117,16 @@ pub struct EmulatorParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub samples: Option<u64>,
+    /// Hardware triggers on the simulated chip's GPIO pins, as on `ads1299`: a label for each
+    /// pin read as a trigger input, e.g. `{ gpio1: stim }`; each rising edge is a marker on its
+    /// exact sample. Default none.
+    #[serde(default)]
+    pub triggers: TriggerPins,
+    /// A simulated TTL pulse train on a chip pin, `{ gpio, period_ms, width_ms }`: the pin rises
+    /// every `period_ms` (first at `period_ms` after the start) and stays high `width_ms`, on the
+    /// simulated sample clock. Default none (every pin low).
+    #[serde(default)]
+    pub trigger_signal: Option<TriggerSignalParams>,
 }
 
 /// The emulator source: the ADS1299 driver reading a simulated chain of ceil(channels / 8)
@@ -161,6 +172,8 @@ impl StageType for Emulator {
         if Gain::from_factor(p.gain).is_none() {
             e.push(gain_error(p.gain));
         }
+        e.extend(crate::triggers::check_pins(&p.triggers));
+        e.extend(p.trigger_signal.iter().flat_map(crate::triggers::check_signal));
         e
     }
 
@@ -180,6 +193,7 @@ impl StageType for Emulator {
         let mut cfg =
             chip_config(p.rate, chips, p.channels, &gain, ChannelConfig { mux, ..Default::default() });
         cfg.test_signal.internal = p.signal == Signal::Test;
+        cfg.gpio_inputs |= p.triggers.mask();
         let model = SignalModel::new(
             SignalParams {
                 waveform,
@@ -190,7 +204,8 @@ impl StageType for Emulator {
             },
             chips * CHANNELS,
         );
-        let sim = SimChain::new(chips, model);
+        let mut sim = SimChain::new(chips, model);
+        sim.set_trigger_signal(p.trigger_signal.map(|s| s.signal()));
         let pacing = match (p.realtime, p.pace) {
             (false, _) => Pacing::Unpaced,
             (true, Pace::Batch) => Pacing::Batch(batch as u32),
@@ -224,6 +239,7 @@ impl StageType for Emulator {
             stream_id: cx.stream_id,
             limit: p.samples,
             record_wake: p.realtime,
+            triggers: Triggers::new(p.rate, &p.triggers, &[]),
         };
         Ok((Emulator { acq: Acquisition::new(dev, drdy, spec) }, Some(out)))
     }
@@ -318,6 +334,38 @@ mod tests {
         assert_eq!(sizes, [4, 4, 2]);
         let (r, out) = h.produce().unwrap();
         assert_eq!((r, out.len()), (Produce::End, 0));
+    }
+
+    #[test]
+    fn a_trigger_signal_on_a_named_pin_gives_a_marker_on_each_rising_sample() {
+        let sub = crate::markers::MarkerHub::global().subscribe();
+        let params = serde_json::json!({"channels": 2, "rate": 1000, "batch": 100, "realtime": false,
+            "trigger_signal": {"gpio": 3, "period_ms": 250, "width_ms": 20},
+            "triggers": {"gpio3": "stim", "gpio1": "never"}});
+        let mut h = Harness::new("emulator", params, &[], 16).unwrap();
+        let t0 = h.produce().unwrap().1[0].header().timestamp_ns;
+        for _ in 0..9 {
+            h.produce().unwrap();
+        }
+        crate::markers::MarkerHub::global().unsubscribe(&sub);
+        let got: Vec<(i64, String)> = std::iter::from_fn(|| sub.pop())
+            .filter(|m| (t0..t0 + 1_000_000_000).contains(&m.timestamp_ns))
+            .map(|m| ((m.timestamp_ns - t0) / 1_000_000, m.text.to_string()))
+            .collect();
+        let want: Vec<(i64, String)> = [250, 500, 750].iter().map(|&n| (n, "stim".to_string())).collect();
+        assert_eq!(got, want, "one marker per rise, on the sample it rose (ms = sample at 1000 SPS)");
+    }
+
+    #[test]
+    fn trigger_parameters_are_checked() {
+        let p: EmulatorParams = serde_json::from_value(serde_json::json!({
+            "trigger_signal": {"gpio": 0, "period_ms": 10, "width_ms": 10}, "triggers": {"gpio2": ""}}))
+        .unwrap();
+        let errs = Emulator::check(&p);
+        assert_eq!(
+            errs.iter().map(|e| e.param).collect::<Vec<_>>(),
+            ["triggers", "trigger_signal", "trigger_signal"]
+        );
     }
 
     #[test]

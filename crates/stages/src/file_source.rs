@@ -483,6 +483,7 @@ impl FileSource {
                         timestamp_ns: e.start_ns + a.onset_ns,
                         duration_ns: a.duration_ns,
                         text: Arc::from(a.text.as_str()),
+                        origin: Default::default(),
                     });
                 }
             }

@@ -24,6 +24,7 @@ pub mod recorder;
 pub mod rereference;
 pub mod select;
 pub mod to_voltage;
+pub mod triggers;
 pub mod websocket_sink;
 
 /// The names of every stage this crate registers. The binary calls this so the linker keeps

@@ -11,6 +11,7 @@
 //! subscribing and unsubscribing, at a sink's start and finish, allocate.
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
+use pipeline::wake::Waker;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -22,11 +23,28 @@ pub struct Marker {
     /// How long it lasted, if it has a duration.
     pub duration_ns: Option<i64>,
     pub text: Arc<str>,
+    /// What made it.
+    pub origin: Origin,
+}
+
+/// Where a marker came from: the live view draws hardware triggers apart from the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Posted by a person or a program: the API, standard input, a replayed file.
+    #[default]
+    Event,
+    /// A hardware trigger (an ADS1299 GPIO pin or a Pi GPIO line), on its exact sample.
+    Trigger,
 }
 
 impl Marker {
     pub fn new(timestamp_ns: i64, text: &str) -> Marker {
-        Marker { timestamp_ns, duration_ns: None, text: Arc::from(text) }
+        Marker { timestamp_ns, duration_ns: None, text: Arc::from(text), origin: Origin::Event }
+    }
+
+    /// A hardware trigger's marker. Never allocates: `text` is shared.
+    pub fn trigger(timestamp_ns: i64, text: &Arc<str>) -> Marker {
+        Marker { timestamp_ns, duration_ns: None, text: text.clone(), origin: Origin::Trigger }
     }
 }
 
@@ -38,12 +56,19 @@ pub struct Subscription {
     queue: ArrayQueue<Marker>,
     /// Markers lost because this subscriber's queue was full.
     pub dropped: AtomicU64,
+    /// Woken after each marker queued, for a subscriber that waits for markers.
+    waker: Option<Arc<Waker>>,
 }
 
 impl Subscription {
     /// The next marker posted since the last call, if any. Never blocks or allocates.
     pub fn pop(&self) -> Option<Marker> {
         self.queue.pop()
+    }
+
+    /// True when no marker is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 }
 
@@ -75,6 +100,9 @@ impl MarkerHub {
         for s in subs.iter() {
             if s.queue.push(marker.clone()).is_ok() {
                 took += 1;
+                if let Some(w) = &s.waker {
+                    w.wake();
+                }
             } else {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -84,8 +112,21 @@ impl MarkerHub {
 
     /// A new subscriber: gets every marker posted from now on.
     pub fn subscribe(&self) -> Arc<Subscription> {
-        let sub =
-            Arc::new(Subscription { queue: ArrayQueue::new(QUEUE_CAPACITY), dropped: AtomicU64::new(0) });
+        self.subscribe_with(None)
+    }
+
+    /// A new subscriber whose thread waits on `waker` (`Waker::wait_until` on
+    /// `!sub.is_empty()`): each post wakes it (an unpark, no lock, no allocation).
+    pub fn subscribe_waking(&self, waker: Arc<Waker>) -> Arc<Subscription> {
+        self.subscribe_with(Some(waker))
+    }
+
+    fn subscribe_with(&self, waker: Option<Arc<Waker>>) -> Arc<Subscription> {
+        let sub = Arc::new(Subscription {
+            queue: ArrayQueue::new(QUEUE_CAPACITY),
+            dropped: AtomicU64::new(0),
+            waker,
+        });
         self.subscribers.rcu(|v| {
             let mut v = (**v).clone();
             v.push(sub.clone());
