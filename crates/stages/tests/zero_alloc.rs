@@ -2,7 +2,9 @@
 //! → to_voltage → gain → fan-out to two null sinks, one on the source's thread and one across a
 //! queue on another thread, counted by a global allocator. A third branch, on a thread of its
 //! own, runs the DSP stages (notch, band-pass, downsample, FFT, band power, rereference, select)
-//! under the same rule, and joins a second emulator's stream with `align_and_zip`.
+//! under the same rule, and joins a second emulator's stream with `align_and_zip`. The first
+//! emulator's GPIO1 pulses every 10 ms and is read as a trigger: each rise is posted as a marker
+//! (to a subscriber that holds them).
 //!
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
@@ -16,7 +18,8 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 const PIPELINE: &str = "
 stages:
-  - emulator: { channels: 32, rate: 4000, batch: 16, realtime: false }
+  - emulator: { channels: 32, rate: 4000, batch: 16, realtime: false,
+      trigger_signal: { gpio: 1, period_ms: 10, width_ms: 2 }, triggers: { gpio1: stim } }
   - to_voltage: {}
   - gain: { factor: 2 }
   - null_sink: { name: local_sink }
@@ -44,11 +47,18 @@ fn ten_thousand_packets_allocate_nothing() {
     let local = shared.stage("local_sink").unwrap().stats.clone();
     let remote = shared.stage("remote_sink").unwrap().stats.clone();
     let wait_for = |n: u64| wait_packets_in(&[&local, &remote], n);
+    // A subscriber of the markers, as a recording sink would be: it keeps the newest it can.
+    let markers = stages::markers::MarkerHub::global().subscribe();
     wait_for(1_000);
+    let posted = || stages::markers::MarkerHub::global().posted.load(Ordering::Relaxed);
     let before = allocations();
+    let posted_before = posted();
     let start = remote.packets_in.load(Ordering::Relaxed);
     wait_for(start + 10_000);
     let after = allocations();
+    // 10,000 packets of 16 samples at 4000 SPS are 40 s of signal: a trigger every 10 ms.
+    assert!(posted() - posted_before >= 3900, "{} trigger markers while measuring", posted() - posted_before);
+    assert!(markers.pop().is_some_and(|m| &*m.text == "stim"));
     let state = p.join();
     assert_eq!(state, PipelineState::Stopped);
     assert_eq!(after - before, 0, "allocations on the data path in steady state");

@@ -1,6 +1,8 @@
 //! Recording allocates nothing in steady state: 10,000 packets through emulator (unpaced) →
 //! to_voltage → `bdf_sink`, `edf_sink` and `csv_sink` (each on the `io` thread, writing and
-//! flushing real files), with a marker posted while it runs, counted by a global allocator.
+//! flushing real files), with a marker posted while it runs and hardware triggers firing (the
+//! simulated chip's GPIO1 pulsing every 20 ms, each rise a marker every sink writes), counted
+//! by a global allocator.
 //!
 //! One test in this binary, so nothing else allocates while it measures.
 use pipeline::alloc_count::{allocations, CountingAlloc};
@@ -21,7 +23,8 @@ fn recording_ten_thousand_packets_allocates_nothing() {
     let d = dir.path().display();
     let src = format!(
         "stages:
-  - emulator: {{ channels: 8, rate: 4000, batch: 16, realtime: false }}
+  - emulator: {{ channels: 8, rate: 4000, batch: 16, realtime: false,
+      trigger_signal: {{ gpio: 1, period_ms: 20, width_ms: 5 }}, triggers: {{ gpio1: stim }} }}
   - to_voltage: {{}}
   - bdf_sink: {{ path: {d}/a.bdf }}
   - edf_sink: {{ path: {d}/a.edf, inputs: [to_voltage] }}
@@ -38,11 +41,16 @@ fn recording_ten_thousand_packets_allocates_nothing() {
     // The first post from a thread registers it with the hub's lock-free list (allocates once).
     MarkerHub::global().post(Marker::new(0, "warm-up"));
     let marker = Marker::new(0, "made before the measurement");
+    let posted = || MarkerHub::global().posted.load(Ordering::Relaxed);
     let before = allocations();
+    let posted_before = posted();
     let start = sinks[0].packets_in.load(Ordering::Relaxed);
     MarkerHub::global().post(marker);
     wait_for(start + 10_000);
     let after = allocations();
+    // 10,000 packets of 16 samples at 4000 SPS are 40 s of signal: a trigger every 20 ms.
+    let triggers = posted() - posted_before - 1;
+    assert!(triggers >= 1900, "{triggers} trigger markers while measuring");
     assert_eq!(p.join(), PipelineState::Stopped);
     assert_eq!(after - before, 0, "allocations while recording in steady state");
     for s in &sinks {
