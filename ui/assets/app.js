@@ -9,6 +9,7 @@
 import { api, wsUrl, backoff } from './api.js';
 import { parseFrame, KIND_TIMESERIES, KIND_SPECTRUM, KIND_BANDS } from './frame.js';
 import { TraceView } from './traces.js';
+import { TriggerMarks } from './triggers.js';
 import { SpectrumView, BandsView } from './spectrum.js';
 import { PipelineGraph, ParamEditor, edgesOf } from './pipeline.js';
 import { RecordingPanel } from './recording.js';
@@ -111,6 +112,18 @@ class Socket {
   kick() { if (!this.ws) { this.attempt = 0; this.connect(); } }
 }
 
+// Hardware triggers, drawn on the traces at their sample (triggers.js).
+const triggers = new TriggerMarks();
+traces.overlays.push(triggers);
+window.eegdTriggers = triggers;
+function onTrigger(text) {
+  let e;
+  try { e = JSON.parse(text); } catch { return false; }
+  if (!triggers.take(e)) return false;
+  traces.repaint = true;
+  return true;
+}
+
 const counters = { frames: 0, badFrames: 0, lastSeq: new Map(), lost: 0 };
 
 function onData(topic) {
@@ -134,7 +147,8 @@ function onData(topic) {
 
 const sockets = [
   new Socket('/ws/control', {
-    onMessage: () => poll.now(),              // a state change: show it now rather than at the next poll
+    // A trigger goes on the traces; any other event is a state change: show it now rather than at the next poll.
+    onMessage: text => { if (!onTrigger(text)) poll.now(); },
     onOpen: () => poll.now(),
     onClose: () => poll.now(),
   }),

@@ -41,6 +41,7 @@ export class TraceView {
     this.hidden = new Set();
     this.labels = [];
     this.markers = [];        // absolute sample indices
+    this.overlays = [];       // drawn over the traces: { paint(view, k0), annotate(view) } (triggers.js)
     this.channels = 0;
     this.rate = 0;
     this.framesIn = 0;
@@ -318,8 +319,10 @@ export class TraceView {
       if (x < 0 || x >= W) continue;
       for (let y = 0; y < H; y++) if (y % 6 < 3) px[y * W + x] = mark;
     }
+    for (const o of this.overlays) o.paint(this, k0);
     this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.ctx.putImageData(this.img, this.gx, 0);
+    for (const o of this.overlays) o.annotate(this);
     this.drawScale();
     return true;
   }

@@ -58,6 +58,8 @@ pub struct Subscription {
     pub dropped: AtomicU64,
     /// Woken after each marker queued, for a subscriber that waits for markers.
     waker: Option<Arc<Waker>>,
+    /// Takes only markers of this origin (`None`: every marker).
+    only: Option<Origin>,
 }
 
 impl Subscription {
@@ -98,6 +100,9 @@ impl MarkerHub {
         let subs = self.subscribers.load();
         let mut took = 0;
         for s in subs.iter() {
+            if s.only.is_some_and(|o| o != marker.origin) {
+                continue;
+            }
             if s.queue.push(marker.clone()).is_ok() {
                 took += 1;
                 if let Some(w) = &s.waker {
@@ -112,20 +117,23 @@ impl MarkerHub {
 
     /// A new subscriber: gets every marker posted from now on.
     pub fn subscribe(&self) -> Arc<Subscription> {
-        self.subscribe_with(None)
+        self.subscribe_with(None, None)
     }
 
-    /// A new subscriber whose thread waits on `waker` (`Waker::wait_until` on
-    /// `!sub.is_empty()`): each post wakes it (an unpark, no lock, no allocation).
-    pub fn subscribe_waking(&self, waker: Arc<Waker>) -> Arc<Subscription> {
-        self.subscribe_with(Some(waker))
+    /// A new subscriber to the markers of one `origin` only (it does not count in what
+    /// [`post`](Self::post) returns for others), whose thread waits on `waker`
+    /// (`Waker::wait_until` on `!sub.is_empty()`): each marker it takes wakes it (an unpark, no
+    /// lock, no allocation).
+    pub fn subscribe_waking(&self, origin: Origin, waker: Arc<Waker>) -> Arc<Subscription> {
+        self.subscribe_with(Some(waker), Some(origin))
     }
 
-    fn subscribe_with(&self, waker: Option<Arc<Waker>>) -> Arc<Subscription> {
+    fn subscribe_with(&self, waker: Option<Arc<Waker>>, only: Option<Origin>) -> Arc<Subscription> {
         let sub = Arc::new(Subscription {
             queue: ArrayQueue::new(QUEUE_CAPACITY),
             dropped: AtomicU64::new(0),
             waker,
+            only,
         });
         self.subscribers.rcu(|v| {
             let mut v = (**v).clone();
@@ -161,6 +169,22 @@ mod tests {
         assert_eq!(a.pop(), None);
         assert_eq!(b.pop().map(|m| m.timestamp_ns), Some(2));
         assert_eq!(b.pop().map(|m| m.text.to_string()), Some("b only".to_string()));
+    }
+
+    #[test]
+    fn an_origin_subscriber_takes_only_its_own_and_is_woken() {
+        let hub = MarkerHub::default();
+        let waker = Arc::new(Waker::new());
+        waker.bind_current();
+        let t = hub.subscribe_waking(Origin::Trigger, waker.clone());
+        assert_eq!(hub.post(Marker::new(1, "typed")), 0, "not counted as taken");
+        assert!(t.is_empty());
+        let label: Arc<str> = Arc::from("stim");
+        let poster = std::thread::spawn(move || hub.post(Marker::trigger(2, &label)));
+        // Parks until the post wakes it.
+        waker.wait_until(|| !t.is_empty());
+        assert_eq!(poster.join().unwrap(), 1);
+        assert_eq!(t.pop().map(|m| (m.timestamp_ns, m.origin)), Some((2, Origin::Trigger)));
     }
 
     #[test]

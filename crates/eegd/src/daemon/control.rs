@@ -203,7 +203,8 @@ impl Controller {
         self.events.subscribe()
     }
 
-    fn push(&self, event: Value) {
+    /// Pushes `event` to every control client.
+    pub fn push(&self, event: Value) {
         let _ = self.events.send(event.to_string());
     }
 

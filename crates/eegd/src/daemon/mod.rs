@@ -12,6 +12,7 @@ mod error;
 mod hub;
 mod metrics;
 mod session;
+mod triggers;
 
 use anyhow::{Context as _, Result};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -135,6 +136,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         let c = server_cpus.clone();
         move || c.enter()
     });
+    let trigger_events = triggers::TriggerEvents::start(ctl.clone(), {
+        let c = server_cpus.clone();
+        move || c.enter()
+    });
     let (enter, leave) = (server_cpus.clone(), server_cpus);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -148,6 +153,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token));
     ctl.shutdown();
     hub.shutdown();
+    trigger_events.shutdown();
     res.map(|_| ExitCode::SUCCESS)
 }
 
