@@ -589,11 +589,15 @@ impl StageType for Ads1299Source {
     const DOC: &'static str = "An ADS1299 (or a daisy chain of up to 4) on SPI, DRDY as a GPIO \
         falling-edge event: raw 24-bit counts, stamped with the first DRDY's kernel timestamp + \
         n / rate. Configured and verified register by register when the pipeline starts. Drift \
-        (ppm) and overruns (missed DRDYs) are stage statistics; overruns are logged. See \
-        docs/hardware.md for the wiring.\n\nInputs: none. Outputs: raw counts.";
+        (ppm) and overruns (missed DRDYs) are stage statistics; overruns are logged. Hardware \
+        triggers: `triggers` names chip GPIO pins whose rising edges become markers on the exact \
+        sample (read from each frame's status word); `trigger_lines` names Pi GPIO lines whose \
+        kernel-stamped rising edges become markers on the nearest sample. See docs/hardware.md \
+        for the wiring, and the isolation a trigger from a mains-powered computer needs.\n\n\
+        Inputs: none. Outputs: raw counts.";
     const EXAMPLE: &'static str =
         "stages:\n  - ads1299: { spi: /dev/spidev0.0, drdy: { chip: gpiochip0, line: 25 }, \
-        rate: 250, gain: 24, daisy: 1 }\n  - to_voltage: {}\n  - null_sink: {}\n";
+        rate: 250, gain: 24, daisy: 1, triggers: { gpio1: stim } }\n  - to_voltage: {}\n  - null_sink: {}\n";
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();

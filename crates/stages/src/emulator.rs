@@ -159,10 +159,13 @@ impl StageType for Emulator {
         simulated chip (a daisy chain of ceil(channels / 8)), whose electrodes carry `eeg` (1/f \
         background, alpha, line noise, blinks on Fp1/Fp2), a `sine`, or the chip's internal `test` \
         signal. Raw 24-bit counts exactly as the chip gives them (gain, 4.5 V reference, clipping), \
-        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced.\n\n\
+        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced. \
+        `trigger_signal` drives a TTL pulse train on one of the simulated chip's GPIO pins and \
+        `triggers` reads pins as hardware triggers, as on `ads1299`: each rising edge is a \
+        marker on its exact sample.\n\n\
         Inputs: none. Outputs: raw counts.";
     const EXAMPLE: &'static str =
-        "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100 }\n  - null_sink: {}\n";
+        "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100,\n      trigger_signal: { gpio: 1, period_ms: 500, width_ms: 10 }, triggers: { gpio1: stim } }\n  - null_sink: {}\n";
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
