@@ -56,10 +56,8 @@ pub struct Subscription {
     queue: ArrayQueue<Marker>,
     /// Markers lost because this subscriber's queue was full.
     pub dropped: AtomicU64,
-    /// Woken after each marker queued, for a subscriber that waits for markers.
+    /// Woken after each marker, for a subscriber with a thread of its own (the daemon's tap).
     waker: Option<Arc<Waker>>,
-    /// Takes only markers of this origin (`None`: every marker).
-    only: Option<Origin>,
 }
 
 impl Subscription {
@@ -68,7 +66,6 @@ impl Subscription {
         self.queue.pop()
     }
 
-    /// True when no marker is waiting.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -100,9 +97,6 @@ impl MarkerHub {
         let subs = self.subscribers.load();
         let mut took = 0;
         for s in subs.iter() {
-            if s.only.is_some_and(|o| o != marker.origin) {
-                continue;
-            }
             if s.queue.push(marker.clone()).is_ok() {
                 took += 1;
                 if let Some(w) = &s.waker {
@@ -117,23 +111,20 @@ impl MarkerHub {
 
     /// A new subscriber: gets every marker posted from now on.
     pub fn subscribe(&self) -> Arc<Subscription> {
-        self.subscribe_with(None, None)
+        self.subscribe_with(None)
     }
 
-    /// A new subscriber to the markers of one `origin` only (it does not count in what
-    /// [`post`](Self::post) returns for others), whose thread waits on `waker`
-    /// (`Waker::wait_until` on `!sub.is_empty()`): each marker it takes wakes it (an unpark, no
-    /// lock, no allocation).
-    pub fn subscribe_waking(&self, origin: Origin, waker: Arc<Waker>) -> Arc<Subscription> {
-        self.subscribe_with(Some(waker), Some(origin))
+    /// A subscriber whose `waker` is woken after each marker it takes (a thread that waits for
+    /// markers rather than draining between packets).
+    pub fn subscribe_waking(&self, waker: Arc<Waker>) -> Arc<Subscription> {
+        self.subscribe_with(Some(waker))
     }
 
-    fn subscribe_with(&self, waker: Option<Arc<Waker>>, only: Option<Origin>) -> Arc<Subscription> {
+    fn subscribe_with(&self, waker: Option<Arc<Waker>>) -> Arc<Subscription> {
         let sub = Arc::new(Subscription {
             queue: ArrayQueue::new(QUEUE_CAPACITY),
             dropped: AtomicU64::new(0),
             waker,
-            only,
         });
         self.subscribers.rcu(|v| {
             let mut v = (**v).clone();
@@ -172,12 +163,11 @@ mod tests {
     }
 
     #[test]
-    fn an_origin_subscriber_takes_only_its_own_and_is_woken() {
+    fn a_waking_subscriber_is_woken_by_a_post() {
         let hub = MarkerHub::default();
         let waker = Arc::new(Waker::new());
         waker.bind_current();
-        let t = hub.subscribe_waking(Origin::Trigger, waker.clone());
-        assert_eq!(hub.post(Marker::new(1, "typed")), 0, "not counted as taken");
+        let t = hub.subscribe_waking(waker.clone());
         assert!(t.is_empty());
         let label: Arc<str> = Arc::from("stim");
         let poster = std::thread::spawn(move || hub.post(Marker::trigger(2, &label)));

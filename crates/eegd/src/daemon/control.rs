@@ -203,8 +203,7 @@ impl Controller {
         self.events.subscribe()
     }
 
-    /// Pushes `event` to every control client.
-    pub fn push(&self, event: Value) {
+    pub(super) fn push(&self, event: Value) {
         let _ = self.events.send(event.to_string());
     }
 

@@ -1,6 +1,6 @@
-//! Hardware trigger markers to the control clients: one thread, subscribed to the marker hub
-//! for trigger markers only, turns each into a `marker` event on `/ws/control` (with `origin:
-//! "trigger"`), so the live view can draw it on its sample.
+//! Hardware trigger markers to the control clients: one thread, subscribed to the marker hub,
+//! turns each trigger marker into a `marker` event on `/ws/control` (with `origin: "trigger"`),
+//! so the live view can draw it on its sample.
 //!
 //! The thread parks until a trigger is posted (the hub wakes it: no polling); the source that
 //! posts never waits for it. Markers typed through `POST /api/markers` are pushed by the
@@ -32,10 +32,13 @@ impl TriggerEvents {
             .spawn(move || {
                 setup();
                 w.bind_current();
-                let sub = MarkerHub::global().subscribe_waking(Origin::Trigger, w.clone());
+                let sub = MarkerHub::global().subscribe_waking(w.clone());
                 let _ = ready_tx.send(());
                 while !s.load(Ordering::Relaxed) {
                     while let Some(m) = sub.pop() {
+                        if m.origin != Origin::Trigger {
+                            continue;
+                        }
                         ctl.push(json!({ "event": "marker", "marker": {
                             "label": &*m.text, "timestamp_ns": m.timestamp_ns, "origin": "trigger",
                         }}));
