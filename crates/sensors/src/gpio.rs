@@ -132,8 +132,8 @@ impl LineClock {
         self.anchor = Some((index, drdy_ns));
     }
 
-    /// The sample nearest kernel time `edge_ns` (`None` before the first DRDY; never before
-    /// sample 0).
+    /// The sample nearest kernel time `edge_ns` (`None` before the first DRDY, or for an edge
+    /// nearer a time before sample 0: it happened before the acquisition).
     pub fn sample_of(&self, edge_ns: u64) -> Option<u64> {
         let (i, d) = self.anchor?;
         let rate = self.rate as i128;
@@ -142,7 +142,7 @@ impl LineClock {
         let num = dt * rate;
         let half = 500_000_000i128;
         let steps = if num >= 0 { (num + half) / 1_000_000_000 } else { -((-num + half) / 1_000_000_000) };
-        Some((i as i128 + steps).max(0) as u64)
+        u64::try_from(i as i128 + steps).ok()
     }
 }
 
@@ -245,6 +245,9 @@ mod tests {
         assert_eq!(c.sample_of(10_500_000), Some(11));
         assert_eq!(c.sample_of(8_600_000), Some(9), "1.4 ms before: 1 sample back");
         assert_eq!(c.sample_of(8_400_000), Some(8));
-        assert_eq!(c.sample_of(0), Some(0), "never before sample 0");
+        assert_eq!(c.sample_of(0), Some(0), "sample 0 was at 0 ms");
+        c.on_drdy(0, 10_000_000);
+        assert_eq!(c.sample_of(9_600_000), Some(0));
+        assert_eq!(c.sample_of(9_400_000), None, "nearer sample −1: before the acquisition");
     }
 }

@@ -252,6 +252,8 @@ impl Triggers {
     pub fn poll_lines(&mut self) -> Result<(), StageError> {
         let Some(lines) = self.lines.as_mut() else { return Ok(()) };
         while let Some((i, edge_ns)) = lines.next_edge()? {
+            // An edge from before the first sample (queued since the line was requested) is not
+            // part of the recording: dropped.
             let (Some(n), Some(label)) = (self.clock.sample_of(edge_ns), self.line_labels.get(i)) else {
                 continue;
             };
