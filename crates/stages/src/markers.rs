@@ -37,6 +37,16 @@ pub enum Origin {
     Trigger,
 }
 
+impl Origin {
+    /// Its name in the control events (`"origin"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Event => "event",
+            Origin::Trigger => "trigger",
+        }
+    }
+}
+
 impl Marker {
     pub fn new(timestamp_ns: i64, text: &str) -> Marker {
         Marker { timestamp_ns, duration_ns: None, text: Arc::from(text), origin: Origin::Event }

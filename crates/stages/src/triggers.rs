@@ -232,10 +232,8 @@ impl Triggers {
     /// chip's status-word `gpio` nibble). Posts a marker for each named pin that rose on it.
     #[inline]
     pub fn on_sample(&mut self, tick: Tick, drdy_ns: u64, gpio: u8) {
-        if tick.missed > 0 {
-            // A rise during the lost samples shows on this one: placed here, a little late.
-            tracing::trace!(missed = tick.missed, "trigger pins: samples lost before this one");
-        }
+        // After lost samples (an overrun, counted by the clock), a rise during them shows on
+        // this sample, the first one read: the marker goes here, late by the gap.
         self.clock.on_drdy(tick.index, drdy_ns);
         let mut rose = self.pins.rising(gpio);
         while rose != 0 {

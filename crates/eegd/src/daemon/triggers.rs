@@ -40,7 +40,7 @@ impl TriggerEvents {
                             continue;
                         }
                         ctl.push(json!({ "event": "marker", "marker": {
-                            "label": &*m.text, "timestamp_ns": m.timestamp_ns, "origin": "trigger",
+                            "label": &*m.text, "timestamp_ns": m.timestamp_ns, "origin": m.origin.name(),
                         }}));
                     }
                     w.wait_until(|| s.load(Ordering::Relaxed) || !sub.is_empty());
