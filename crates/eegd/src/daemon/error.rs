@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The request does not fit the daemon's state (locked by a recording, nothing running).
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed but refused for what it says (a marker outside the recording).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("a bearer token is required")]
     Unauthorized,
     #[error("{0}")]
@@ -35,6 +38,7 @@ impl ApiError {
             ApiError::InvalidPipeline(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
