@@ -603,6 +603,7 @@ impl StageType for FileSource {
     const NAME: &'static str = "file_source";
     const ROLE: Role = Role::Source;
     const ACCEPTS: &'static [Kind] = &[];
+    const OPENS_FILE: bool = true;
     const DOC: &'static str =
         "Replays a recording through the graph: BDF/EDF (by extension) as written by `bdf_sink`/`edf_sink`, \
         their annotations becoming markers again, or CSV as written by `csv_sink`. The rate \
