@@ -6,6 +6,7 @@
 //! The pipeline's threads never await or block on the server: the server reads their counters
 //! (atomics), hands them parameter changes through the executor's bounded command queue, and
 //! takes their packets from the broker's drop-oldest topics.
+mod access;
 mod control;
 mod cpus;
 mod error;
@@ -16,7 +17,7 @@ mod session;
 use anyhow::{Context as _, Result};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -36,7 +37,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::{broadcast::error::RecvError, watch};
+use std::time::Duration;
+use tokio::sync::{broadcast::error::RecvError, watch, OwnedSemaphorePermit, Semaphore};
 
 /// The browser UI, built into the binary.
 static UI: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../ui");
@@ -52,6 +54,15 @@ const MAX_WS_MESSAGE: usize = 64 << 10;
 const WS_WRITE_BUFFER: usize = 256 << 10;
 /// Longest topic name.
 const MAX_TOPIC: usize = 64;
+/// TCP connections served at once (HTTP and WebSocket). Past it a new connection is answered
+/// 503 and closed; the idle timeout below frees the places of clients that send nothing.
+const MAX_CONNECTIONS: usize = 256;
+/// A request's head must arrive within this; an idle keep-alive connection is closed after it.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request, body included, must be answered within this, else 408 (a body sent too slowly).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// After SIGTERM or SIGINT, open connections get this long to finish before they are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// `eegd serve` options.
 #[derive(clap::Args, Debug)]
@@ -74,6 +85,10 @@ pub struct ServeArgs {
     /// cores (docs/hardware.md, "Isolating the pipeline").
     #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
     pub server_cpus: Option<CpuList>,
+    /// A browser origin (`http://host:port`) allowed to change state and open WebSockets,
+    /// besides the daemon's own; repeatable. `EEGD_ALLOW_ORIGIN` adds more, comma-separated.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
 }
 
 /// A list of CPU numbers (one argument, so clap must not read it as many).
@@ -92,6 +107,7 @@ struct AppState {
     hub: Arc<Hub>,
     launcher: Launcher,
     token: Option<Arc<str>>,
+    access: Arc<access::Access>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -145,7 +161,13 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token));
+    let mut origins = args.allow_origin.clone();
+    if let Ok(more) = std::env::var("EEGD_ALLOW_ORIGIN") {
+        origins.extend(more.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_string));
+    }
+    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, origins));
+    // A handler still blocked past the grace period is not waited for.
+    rt.shutdown_timeout(SHUTDOWN_GRACE);
     ctl.shutdown();
     hub.shutdown();
     res.map(|_| ExitCode::SUCCESS)
@@ -157,25 +179,146 @@ async fn run_server(
     hub: Arc<Hub>,
     launcher: Launcher,
     token: Option<String>,
+    origins: Vec<String>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
+    let access = access::Access::new(local, &origins).map_err(|e| anyhow::anyhow!("--allow-origin: {e}"))?;
     // The one line on stdout: scripts and tests read the port from it (with `--bind …:0`).
     println!("eegd listening on http://{local}");
     tracing::info!(addr = %local, auth = token.is_some(), "Serving");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState { ctl: ctl.clone(), hub, launcher, token: token.map(Arc::from), shutdown: stop_rx };
+    let state = AppState {
+        ctl: ctl.clone(),
+        hub,
+        launcher,
+        token: token.map(Arc::from),
+        access: Arc::new(access),
+        shutdown: stop_rx,
+    };
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("Stopping: closing the recording and draining the pipeline");
-            let c = ctl.clone();
-            let _ = tokio::task::spawn_blocking(move || c.shutdown()).await;
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .context("serving")
+    serve_connections(listener, app, async move {
+        wait_for_signal().await;
+        tracing::info!("Stopping: closing the recording and draining the pipeline");
+        let c = ctl.clone();
+        let _ = tokio::task::spawn_blocking(move || c.shutdown()).await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    Ok(())
+}
+
+/// A TCP connection that holds one of the [`MAX_CONNECTIONS`] places for as long as it lives,
+/// through a WebSocket upgrade too (the upgraded socket owns it).
+struct Counted {
+    stream: tokio::net::TcpStream,
+    _place: OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The answer to a connection past [`MAX_CONNECTIONS`], written before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+Content-Length: 44\r\nConnection: close\r\n\r\n{\"error\": \"too many connections; try again\"}";
+
+/// Serves `app` on `listener` until `stop` completes, then lets open connections finish for at
+/// most [`SHUTDOWN_GRACE`].
+///
+/// Hand-written over hyper rather than `axum::serve`, which has no connection limit, no
+/// timeout on a request's head (an idle socket is kept forever) and a graceful shutdown that
+/// waits without end for a half-sent request.
+async fn serve_connections(listener: tokio::net::TcpListener, app: Router, stop: impl std::future::Future<Output = ()>) {
+    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken:
+                    // wait a moment rather than spin on the error.
+                    tracing::warn!(error = %e, "Accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(TOO_MANY)).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = hyper_util::rt::TokioIo::new(Counted { stream, _place: place });
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            let mut conn = std::pin::pin!(http.serve_connection(io, service).with_upgrades());
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    // Every place returned means every connection (and WebSocket) has ended.
+    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, places.acquire_many(all)).await.is_err() {
+        tracing::warn!(open = MAX_CONNECTIONS - places.available_permits(), "Connections cut at shutdown");
+    }
 }
 
 async fn wait_for_signal() {
@@ -218,7 +361,29 @@ fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/{*path}", get(asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), check_access))
+        .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
+}
+
+/// The `Host` and `Origin` rule of [`access`], on every request.
+async fn check_access(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    match st.access.check(req.method(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            tracing::warn!(method = %req.method(), path = %req.uri().path(), error = %e, "Refused");
+            e.into_response()
+        }
+    }
+}
+
+/// 408 when a request (reading its body included) is not answered within [`REQUEST_TIMEOUT`].
+async fn request_timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout("the request was not complete in time".into()).into_response(),
+    }
 }
 
 /// Compares without an early exit, so the time taken tells nothing about the token.
@@ -465,7 +630,7 @@ fn serve_file(path: &str) -> Response {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
             ([(header::CONTENT_TYPE, mime.essence_str().to_string())], f.contents()).into_response()
         }
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+        None => ApiError::NotFound("not found".into()).into_response(),
     }
 }
 
@@ -509,6 +674,13 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
         return ApiError::BadRequest(format!("a topic is 1 to {MAX_TOPIC} letters, digits, `-`, `_` or `.`"))
             .into_response();
     }
+    if !st.hub.has_room_for(&q.topic) {
+        return ApiError::Unavailable(format!(
+            "clients watch {} topics already; that is the most the daemon serves at once",
+            hub::MAX_TOPICS
+        ))
+        .into_response();
+    }
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .max_write_buffer_size(WS_WRITE_BUFFER.max(MAX_BODY) * 4)
@@ -523,7 +695,7 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
 /// a stalled client's losses show in the metrics while it stalls, and it never holds more.
 async fn data_client(mut socket: WebSocket, st: AppState, topic: String) {
     let _c = Connected::new(&st.hub.data_clients);
-    let mut sub = st.hub.join(&topic);
+    let Some(mut sub) = st.hub.join(&topic) else { return };
     let mut stop = st.shutdown.clone();
     if *stop.borrow_and_update() {
         return;
