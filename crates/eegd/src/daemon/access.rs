@@ -69,15 +69,16 @@ impl Access {
     /// The rule for a daemon listening on `local`, with `allowed` extra origins.
     pub fn new(local: SocketAddr, allowed: &[String]) -> Result<Access, String> {
         let port = local.port();
-        let mut hosts = vec![format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
+        let mut hosts =
+            vec![format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
         let own = local.to_string().to_ascii_lowercase();
         if !hosts.contains(&own) {
             hosts.push(own);
         }
         let mut origins: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
         for o in allowed {
-            let (scheme, authority) =
-                parse_origin(o).ok_or_else(|| format!("`{o}` is not an origin such as `http://host:8080`"))?;
+            let (scheme, authority) = parse_origin(o)
+                .ok_or_else(|| format!("`{o}` is not an origin such as `http://host:8080`"))?;
             origins.push(format!("{scheme}://{authority}"));
             hosts.push(authority);
         }
@@ -157,9 +158,18 @@ mod tests {
         assert!(a.check(&Method::GET, &foreign).is_ok(), "a plain GET is not checked");
         assert!(a.check(&Method::POST, &foreign).is_err());
         assert!(a.check(&Method::PATCH, &foreign).is_err());
-        let upgrade = headers(&[("host", "127.0.0.1:8080"), ("origin", "http://evil.example"), ("upgrade", "websocket")]);
+        let upgrade = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+            ("upgrade", "websocket"),
+        ]);
         assert!(a.check(&Method::GET, &upgrade).is_err());
-        for origin in ["http://127.0.0.1:8080", "http://localhost:8080", "https://lab.example", "https://lab.example:443/"] {
+        for origin in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "https://lab.example",
+            "https://lab.example:443/",
+        ] {
             let mut h = headers(&[("host", "127.0.0.1:8080")]);
             h.insert("origin", HeaderValue::from_str(origin).unwrap());
             assert!(a.check(&Method::POST, &h).is_ok(), "{origin}");

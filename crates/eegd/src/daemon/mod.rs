@@ -54,11 +54,9 @@ const MAX_WS_MESSAGE: usize = 64 << 10;
 const WS_WRITE_BUFFER: usize = 256 << 10;
 /// Longest topic name.
 const MAX_TOPIC: usize = 64;
-/// TCP connections served at once (HTTP and WebSocket). Past it a new connection is answered
-/// 503 and closed; the idle timeout below frees the places of clients that send nothing.
-const MAX_CONNECTIONS: usize = 256;
-/// A request's head must arrive within this; an idle keep-alive connection is closed after it.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// File descriptors the daemon asks for (its soft limit is raised to this, or the hard limit),
+/// so the connection cap, not the descriptor limit, is what a flood of sockets meets.
+const WANTED_FILES: u64 = 8192;
 /// A request, body included, must be answered within this, else 408 (a body sent too slowly).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// After SIGTERM or SIGINT, open connections get this long to finish before they are cut.
@@ -89,6 +87,27 @@ pub struct ServeArgs {
     /// besides the daemon's own; repeatable. `EEGD_ALLOW_ORIGIN` adds more, comma-separated.
     #[arg(long, value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
+    /// TCP connections served at once (HTTP and WebSocket); past it a new one is answered 503.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Seconds a connection may take to send a request's head, and may stay idle between
+    /// requests, before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub idle_timeout: f64,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!("`{s}`: expected seconds between 0 and 3600")),
+    }
+}
+
+/// How many connections the server takes, and how long it waits for an idle one.
+#[derive(Clone, Copy, Debug)]
+struct ConnLimits {
+    max: u32,
+    idle: Duration,
 }
 
 /// A list of CPU numbers (one argument, so clap must not read it as many).
@@ -165,7 +184,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     if let Ok(more) = std::env::var("EEGD_ALLOW_ORIGIN") {
         origins.extend(more.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_string));
     }
-    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, origins));
+    raise_file_limit();
+    let limits = ConnLimits { max: args.max_connections, idle: Duration::from_secs_f64(args.idle_timeout) };
+    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, origins, limits));
     // A handler still blocked past the grace period is not waited for.
     rt.shutdown_timeout(SHUTDOWN_GRACE);
     ctl.shutdown();
@@ -180,6 +201,7 @@ async fn run_server(
     launcher: Launcher,
     token: Option<String>,
     origins: Vec<String>,
+    limits: ConnLimits,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
@@ -197,7 +219,7 @@ async fn run_server(
         shutdown: stop_rx,
     };
     let app = router(state);
-    serve_connections(listener, app, async move {
+    serve_connections(listener, app, limits, async move {
         wait_for_signal().await;
         tracing::info!("Stopping: closing the recording and draining the pipeline");
         let c = ctl.clone();
@@ -208,7 +230,20 @@ async fn run_server(
     Ok(())
 }
 
-/// A TCP connection that holds one of the [`MAX_CONNECTIONS`] places for as long as it lives,
+/// Raises the soft limit on open files towards [`WANTED_FILES`] (never above the hard limit).
+fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = WANTED_FILES.min(hard);
+        if soft < want {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+                tracing::warn!(error = %e, soft, "Could not raise the open-files limit");
+            }
+        }
+    }
+}
+
+/// A TCP connection that holds one of the `--max-connections` places for as long as it lives,
 /// through a WebSocket upgrade too (the upgraded socket owns it).
 struct Counted {
     stream: tokio::net::TcpStream,
@@ -261,7 +296,7 @@ impl tokio::io::AsyncWrite for Counted {
     }
 }
 
-/// The answer to a connection past [`MAX_CONNECTIONS`], written before it is closed.
+/// The answer to a connection past `--max-connections`, written before it is closed.
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
 Content-Length: 44\r\nConnection: close\r\n\r\n{\"error\": \"too many connections; try again\"}";
 
@@ -271,8 +306,13 @@ Content-Length: 44\r\nConnection: close\r\n\r\n{\"error\": \"too many connection
 /// Hand-written over hyper rather than `axum::serve`, which has no connection limit, no
 /// timeout on a request's head (an idle socket is kept forever) and a graceful shutdown that
 /// waits without end for a half-sent request.
-async fn serve_connections(listener: tokio::net::TcpListener, app: Router, stop: impl std::future::Future<Output = ()>) {
-    let places = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let places = Arc::new(Semaphore::new(limits.max as usize));
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -303,7 +343,7 @@ async fn serve_connections(listener: tokio::net::TcpListener, app: Router, stop:
         let mut closing = closing_rx.clone();
         tokio::spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.idle);
             let mut conn = std::pin::pin!(http.serve_connection(io, service).with_upgrades());
             tokio::select! {
                 _ = conn.as_mut() => return,
@@ -315,9 +355,9 @@ async fn serve_connections(listener: tokio::net::TcpListener, app: Router, stop:
     drop(listener);
     let _ = closing_tx.send(true);
     // Every place returned means every connection (and WebSocket) has ended.
-    let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
-    if tokio::time::timeout(SHUTDOWN_GRACE, places.acquire_many(all)).await.is_err() {
-        tracing::warn!(open = MAX_CONNECTIONS - places.available_permits(), "Connections cut at shutdown");
+    if tokio::time::timeout(SHUTDOWN_GRACE, places.acquire_many(limits.max)).await.is_err() {
+        let open = limits.max as usize - places.available_permits();
+        tracing::warn!(open, "Connections cut at shutdown");
     }
 }
 
