@@ -6,6 +6,7 @@ use daemon_common::Daemon;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// One raw HTTP/1.1 request; returns the status code and the body.
@@ -144,7 +145,8 @@ async fn idle_sockets_time_out_and_never_lock_the_api_out() {
     half.write_all(b"GET /api/health HTTP/1.1\r\nHost: x").unwrap();
     idle.push(half);
     // The cap is reached: a new connection is told so, in JSON, at once.
-    let (status, body) = raw(&d.addr, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (status, body) =
+        raw(&d.addr, &format!("GET /api/health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", d.addr));
     if status != 200 {
         assert_eq!(status, 503, "{body}");
         assert!(body.contains("too many connections"), "{body}");
@@ -236,4 +238,113 @@ async fn topics_nobody_publishes_are_forgotten() {
         }
     }
     panic!("65 topics were all accepted");
+}
+
+/// Starts `yaml` through the API; (status, body).
+async fn start(d: &Daemon, yaml: &str) -> (u16, Value) {
+    d.send("POST", "/api/pipeline/start", yaml.to_string()).await
+}
+
+fn with_sink(path: &str) -> String {
+    format!("stages:\n  - emulator: {{ channels: 2, rate: 250 }}\n  - csv_sink: {{ path: \"{path}\" }}\n")
+}
+
+fn with_source(path: &str) -> String {
+    format!("stages:\n  - file_source: {{ path: \"{path}\", realtime: false }}\n  - null_sink: {{}}\n")
+}
+
+/// Asserts a 400 with its error at line `line` mentioning `part`, and the old pipeline running.
+async fn assert_refused_and_running(d: &Daemon, (code, r): (u16, Value), line: u64, part: &str) {
+    assert_eq!(code, 400, "{r}");
+    let e = &r["errors"][0];
+    assert_eq!(e["line"].as_u64(), Some(line), "{r}");
+    assert!(e["message"].as_str().unwrap_or_default().contains(part), "{part:?} in {r}");
+    let (_, p) = d.get("/api/pipeline").await;
+    assert_eq!(p["state"], "running", "the running pipeline was disturbed: {p}");
+    let before = d.source_packets().await;
+    d.wait_packets_above(before).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sinks_never_write_into_a_session_or_out_through_a_symlink() {
+    let d = Daemon::start();
+    d.wait_packets_above(0).await;
+    // Record a session, then try to overwrite its files.
+    assert_eq!(d.send("POST", "/api/recording/start", "{}").await.0, 200);
+    let before = d.source_packets().await;
+    d.wait_packets_above(before + 5).await;
+    let (code, r) = d.send("POST", "/api/recording/stop", "").await;
+    assert_eq!(code, 200, "{r}");
+    let session = r["session"].as_str().unwrap().to_string();
+    let dir = d.data_dir.join(&session);
+    let recorded = std::fs::read(dir.join("recording.csv")).unwrap();
+    let meta = std::fs::read(dir.join("session_meta.json")).unwrap();
+    for file in ["recording.csv", "session_meta.json", "new.csv"] {
+        let reply = start(&d, &with_sink(&format!("{session}/{file}"))).await;
+        assert_refused_and_running(&d, reply, 3, "recorded session").await;
+    }
+    assert_eq!(std::fs::read(dir.join("recording.csv")).unwrap(), recorded);
+    assert_eq!(std::fs::read(dir.join("session_meta.json")).unwrap(), meta);
+
+    // A symlink inside the data directory does not lead a sink out of it.
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), d.data_dir.join("escape")).unwrap();
+    let reply = start(&d, &with_sink("escape/x.csv")).await;
+    assert_refused_and_running(&d, reply, 3, "leaves the data directory").await;
+    std::os::unix::fs::symlink(outside.path().join("f.csv"), d.data_dir.join("link.csv")).unwrap();
+    let reply = start(&d, &with_sink("link.csv")).await;
+    assert_refused_and_running(&d, reply, 3, "symbolic link").await;
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing written outside");
+
+    // A sink into a folder that does not exist is refused before anything stops.
+    let reply = start(&d, &with_sink("no/such/folder/x.csv")).await;
+    assert_refused_and_running(&d, reply, 3, "does not exist").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_source_is_confined_before_it_opens_and_reads_only_regular_files() {
+    let d = Daemon::start();
+    d.wait_packets_above(0).await;
+    std::os::unix::fs::symlink("/etc/passwd", d.data_dir.join("passwd.csv")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.data_dir.join("zero.csv")).unwrap();
+    let fifo = d.data_dir.join("fifo.csv");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // The same answer whether the file outside exists or not.
+    let mut outside_errors = Vec::new();
+    for path in ["/etc/passwd", "/etc/no-such-file", "../x.csv", "passwd.csv"] {
+        let reply = start(&d, &with_source(path)).await;
+        outside_errors.push(reply.1["errors"][0]["message"].as_str().unwrap_or_default().replace(path, "P"));
+        assert_refused_and_running(&d, reply, 2, "not a file inside the data directory").await;
+    }
+    outside_errors.dedup();
+    assert_eq!(outside_errors.len(), 1, "{outside_errors:?}");
+    // A FIFO inside: refused without opening (opening it would block forever). A link to a
+    // device is a link out of the data directory.
+    let reply = start(&d, &with_source("fifo.csv")).await;
+    assert_refused_and_running(&d, reply, 2, "not a regular file").await;
+    let reply = start(&d, &with_source("zero.csv")).await;
+    assert_refused_and_running(&d, reply, 2, "not a file inside the data directory").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_the_daemon_recorded_replays_by_its_path_in_the_data_dir() {
+    let d = Daemon::start();
+    d.wait_packets_above(0).await;
+    assert_eq!(d.send("POST", "/api/recording/start", "{}").await.0, 200);
+    let before = d.source_packets().await;
+    d.wait_packets_above(before + 20).await;
+    let (_, r) = d.send("POST", "/api/recording/stop", "").await;
+    let session = r["session"].as_str().unwrap();
+    let (code, r) = start(&d, &with_source(&format!("{session}/recording.csv"))).await;
+    assert_eq!(code, 200, "{r}");
+    // The replay runs to the end of the file and the pipeline finishes on its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = d.get("/api/pipeline").await;
+        if p["stages"][1]["packets"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing replayed: {p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

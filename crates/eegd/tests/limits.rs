@@ -138,3 +138,22 @@ fn yaml_bombs_are_refused() {
         format!("stages: [ {{ null_sink: {{ name: \"{}\" }} }} ]\n", "n".repeat(limits::MAX_FILE_BYTES));
     assert_refused(&["validate"], &big, 1, "at most 1 MiB");
 }
+
+#[test]
+fn file_source_refuses_devices_and_fifos_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.csv");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for path in ["/dev/zero".to_string(), "/dev/zero.bdf".to_string(), fifo.display().to_string()] {
+        let src = format!("stages:\n  - file_source: {{ path: \"{path}\" }}\n  - null_sink: {{}}\n");
+        for cmd in ["validate", "run"] {
+            let (code, err) = eegd(&[cmd], &src);
+            assert_eq!(code, 2, "{cmd} {path}: {err}");
+            assert!(
+                err.contains("p.yaml:2:")
+                    && (err.contains("not a regular file") || err.contains("cannot open")),
+                "{err}"
+            );
+        }
+    }
+}

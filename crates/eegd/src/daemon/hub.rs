@@ -164,13 +164,6 @@ impl Hub {
         v
     }
 
-    /// Whether a client may join `name` now: it is served already, or there is room for one
-    /// more topic.
-    pub fn has_room_for(&self, name: &str) -> bool {
-        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
-        topics.contains_key(name) || topics.len() < MAX_TOPICS
-    }
-
     /// Joins topic `name` (it need not exist in the running pipeline yet); `None` when
     /// [`MAX_TOPICS`] others are served.
     pub fn join(self: &Arc<Self>, name: &str) -> Option<Subscription> {

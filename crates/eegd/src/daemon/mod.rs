@@ -154,6 +154,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let server_cpus = ServerCpus::new(args.server_cpus.map(|c| c.0));
     let ctl = Arc::new(Controller::new(SessionStore::new(&args.data_dir)?, server_cpus.clone()));
     tracing::info!(data_dir = %ctl.sessions.root().display(), "Recordings go here");
+    // Every file a pipeline reads is resolved inside the data directory, before it is opened.
+    stages::files::confine_to(ctl.sessions.root());
     match ctl.start(&name, &source) {
         Ok(_) => {}
         Err(ApiError::InvalidPipeline(d)) => {
@@ -714,18 +716,19 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
         return ApiError::BadRequest(format!("a topic is 1 to {MAX_TOPIC} letters, digits, `-`, `_` or `.`"))
             .into_response();
     }
-    if !st.hub.has_room_for(&q.topic) {
+    // Joined before the upgrade, so the topic cap holds however many upgrades are in flight.
+    let Some(sub) = st.hub.join(&q.topic) else {
         return ApiError::Unavailable(format!(
             "clients watch {} topics already; that is the most the daemon serves at once",
             hub::MAX_TOPICS
         ))
         .into_response();
-    }
+    };
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .max_write_buffer_size(WS_WRITE_BUFFER.max(MAX_BODY) * 4)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .on_upgrade(move |socket| data_client(socket, st, q.topic))
+        .on_upgrade(move |socket| data_client(socket, st, sub))
 }
 
 /// One data client: frames of its topic out; anything it sends is ignored but a close.
@@ -733,9 +736,8 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
 /// While a send waits on a slow socket, the frames that arrive meanwhile queue in `backlog`
 /// (at most [`hub::CLIENT_BACKLOG`]); beyond that the oldest is dropped and counted at once, so
 /// a stalled client's losses show in the metrics while it stalls, and it never holds more.
-async fn data_client(mut socket: WebSocket, st: AppState, topic: String) {
+async fn data_client(mut socket: WebSocket, st: AppState, mut sub: hub::Subscription) {
     let _c = Connected::new(&st.hub.data_clients);
-    let Some(mut sub) = st.hub.join(&topic) else { return };
     let mut stop = st.shutdown.clone();
     if *stop.borrow_and_update() {
         return;
