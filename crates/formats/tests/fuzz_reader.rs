@@ -36,9 +36,12 @@ struct Spec {
     header_bytes: Option<String>,
     records: String,
     duration: String,
-    signals: Vec<(String, String, String, String, String, String)>,
+    signals: Vec<Signal>,
     data: Vec<u8>,
 }
+
+/// A signal's label, physical min/max, digital min/max and samples per record, as written.
+type Signal = (String, String, String, String, String, String);
 
 fn number() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -105,7 +108,8 @@ fn file(s: &Spec) -> Vec<u8> {
     b.extend(field(&s.records, 8));
     b.extend(field(&s.duration, 8));
     b.extend(field(&ns.to_string(), 4));
-    let cols: [(usize, Box<dyn Fn(&(String, String, String, String, String, String)) -> String>); 10] = [
+    type Column = (usize, Box<dyn Fn(&Signal) -> String>);
+    let cols: [Column; 10] = [
         (16, Box::new(|x| x.0.clone())),
         (80, Box::new(|_| String::new())),
         (8, Box::new(|_| "uV".into())),
