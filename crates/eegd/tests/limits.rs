@@ -43,6 +43,14 @@ fn a_sink_with_a_mistyped_input_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_first_stage_that_needs_an_input_is_an_error_not_a_panic() {
+    // Found by `fuzz_api.rs`: the stage was built with no input and indexed it.
+    for stage in ["notch: {}", "align_and_zip: {}", "csv_sink: { path: x.csv }"] {
+        assert_refused(&["validate"], &format!("stages:\n  - {stage}\n"), 2, "needs");
+    }
+}
+
+#[test]
 fn a_sink_with_an_empty_inputs_list_is_an_error() {
     let src =
         "stages:\n  - emulator: { channels: 4, rate: 250 }\n  - csv_sink: { inputs: [], path: x.csv }\n";

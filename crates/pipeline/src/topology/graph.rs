@@ -176,10 +176,13 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
                 }
             }
             None if role == Some(Role::Source) || role.is_none() => {}
-            None if i == 0 => diags.push(Diagnostic::at(
-                s.type_span,
-                format!("`{}` needs an input, and there is no stage above it; add `inputs:`", s.name),
-            )),
+            None if i == 0 => {
+                unresolved = true;
+                diags.push(Diagnostic::at(
+                    s.type_span,
+                    format!("`{}` needs an input, and there is no stage above it; add `inputs:`", s.name),
+                ))
+            }
             None => inputs.push((i - 1, s.type_span)),
         }
         for &(j, span) in &inputs {
@@ -197,12 +200,14 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         }
         if let Some(d) = decls[i].as_mut() {
             if d.reg.role != Role::Source && !d.reg.multi_input && inputs.len() > 1 {
+                unresolved = true;
                 diags.push(Diagnostic::at(
                     s.type_span,
                     format!("`{}` takes one input, not {}", s.name, inputs.len()),
                 ));
             }
             if d.reg.multi_input && s.inputs.as_ref().is_none_or(|l| l.len() < 2) {
+                unresolved = true;
                 diags.push(Diagnostic::at(
                     s.type_span,
                     format!("`{}` joins streams: list two or more `inputs`", s.name),
