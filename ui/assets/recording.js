@@ -71,6 +71,7 @@ export class RecordingPanel {
     $('rec-dot').classList.toggle('on', on);
     $('rec-dot').title = on ? `recording ${this.active.session ?? ''}` : 'not recording';
     $('marker-btn').disabled = !on;
+    $('rec-pill').hidden = !on;
     for (const id of ['rec-participant', 'rec-notes', 'rec-format']) $(id).disabled = on;
     this.tick();
   }
@@ -78,6 +79,8 @@ export class RecordingPanel {
   tick() {
     const a = this.active;
     $('rec-elapsed').textContent = a ? formatDuration((Date.now() - a.startedMs) / 1000) : '—';
+    // The top bar says a recording runs whatever the window size or scroll position.
+    $('rec-pill').textContent = a ? `● REC ${formatDuration((Date.now() - a.startedMs) / 1000)}` : '';
     $('rec-size').textContent = a && a.bytes !== undefined ? formatBytes(Number(a.bytes)) : '—';
     $('rec-markers').textContent = String(this.markers);
   }
