@@ -98,7 +98,8 @@ fn too_many_sinks_files_or_groups_are_refused() {
     for k in 0..=limits::MAX_SINKS {
         src.push_str(&format!("  - null_sink: {{ name: n{k}, inputs: emulator }}\n"));
     }
-    assert_refused(&["validate"], &src, limits::MAX_SINKS + 3, "at most 64 sink stages");
+    let part = format!("at most {} sink stages", limits::MAX_SINKS);
+    assert_refused(&["validate"], &src, limits::MAX_SINKS + 3, &part);
 
     let mut src = String::from("stages:\n  - emulator: { channels: 4, rate: 250 }\n");
     for k in 0..=limits::MAX_FILES {
@@ -111,7 +112,8 @@ fn too_many_sinks_files_or_groups_are_refused() {
         src.push_str(&format!("  - null_sink: {{ name: n{k}, inputs: emulator, group: g{k} }}\n"));
     }
     // The source's own group is the first, so the group of sink MAX_GROUPS - 1 is one over.
-    assert_refused(&["validate"], &src, limits::MAX_GROUPS + 2, "more than 32 thread groups");
+    let part = format!("more than {} thread groups", limits::MAX_GROUPS);
+    assert_refused(&["validate"], &src, limits::MAX_GROUPS + 2, &part);
 }
 
 #[test]

@@ -28,11 +28,11 @@ pub const MAX_STAGES: usize = 256;
 /// Thread groups (each is a thread), counting the defaults the graph builder assigns.
 pub const MAX_GROUPS: usize = 32;
 
-/// Sink stages.
-pub const MAX_SINKS: usize = 64;
+/// Sink stages. (The scipy interop test writes every filter's output to a file: 40 sinks.)
+pub const MAX_SINKS: usize = 128;
 
 /// Stages that open a file (`file_source`, `csv_sink`, `bdf_sink`, `edf_sink`).
-pub const MAX_FILES: usize = 32;
+pub const MAX_FILES: usize = 128;
 
 /// Packets in the pool (`runtime.pool_packets`, or what the graph builder computes).
 pub const MAX_POOL_PACKETS: usize = 1 << 16;
