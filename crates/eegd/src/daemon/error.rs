@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The request does not fit the daemon's state (locked by a recording, nothing running).
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed but refused for what it says (a marker outside the recording).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("a bearer token is required")]
     Unauthorized,
     /// A browser request from a foreign origin or to a foreign `Host` (see `access.rs`).
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::InvalidPipeline(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,

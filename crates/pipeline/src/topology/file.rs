@@ -126,6 +126,11 @@ pub struct RecordingConfig {
     pub format: RecordingFormat,
     /// Where sessions are written; default chosen by the daemon.
     pub data_dir: Option<PathBuf>,
+    /// Physical range ±`range_uv` of the session's BDF/EDF file, µV: values at or beyond it are
+    /// written as its limit and counted (`samples_clipped`). Default: EDF ±3000 µV, BDF the
+    /// ADC's full scale.
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub range_uv: Option<f64>,
 }
 
 /// One item of `stages`, as written: not yet checked against the stage registry.
@@ -540,7 +545,7 @@ stages:
     #[test]
     fn decodes_runtime_and_recording() {
         let f = parsed(
-            "stages: [emulator: {}]\nruntime:\n  groups: { dsp: { cpu: 1, priority: 80 } }\n  queue_capacity: 128\n  mlockall: true\n  realtime_priority: 50\nrecording: { input: notch, format: edf, data_dir: /var/lib/eegd }\n",
+            "stages: [emulator: {}]\nruntime:\n  groups: { dsp: { cpu: 1, priority: 80 } }\n  queue_capacity: 128\n  mlockall: true\n  realtime_priority: 50\nrecording: { input: notch, format: edf, data_dir: /var/lib/eegd, range_uv: 500 }\n",
         );
         assert_eq!(f.runtime.groups["dsp"], GroupConfig { cpu: Some(1), priority: Some(80) });
         assert_eq!(f.runtime.queue_capacity, 128);
@@ -552,7 +557,8 @@ stages:
             RecordingConfig {
                 input: Some("notch".into()),
                 format: RecordingFormat::Edf,
-                data_dir: Some("/var/lib/eegd".into())
+                data_dir: Some("/var/lib/eegd".into()),
+                range_uv: Some(500.0),
             }
         );
     }
@@ -746,7 +752,7 @@ runtime:
   mlock: true
   groups:
     dsp: { priority: 120, core: 1 }
-recording: { format: wav, input: 3 }
+recording: { format: wav, input: 3, range_uv: -1 }
 ";
         let (file, diags) = parse_file(src);
         let got: Vec<_> =
@@ -759,6 +765,7 @@ recording: { format: wav, input: 3 }
                 (6, 22, "`runtime.groups.dsp.priority` = 120 is out of range (1 to 99)"),
                 (6, 27, "unknown parameter `core` (valid: `cpu`, `priority`)"),
                 (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `csv`, `edf`"),
+                (7, 47, "`recording.range_uv` = -1 is out of range (greater than 0)"),
             ]
         );
         let file = file.expect("section errors leave the structure usable");
