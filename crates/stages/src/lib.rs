@@ -17,6 +17,7 @@ pub mod fft;
 pub mod file_source;
 pub mod filter;
 pub mod gain;
+pub mod labels;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
