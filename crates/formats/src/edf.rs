@@ -961,7 +961,10 @@ impl<R: Read + Seek> Reader<R> {
             Err(_) => in_file,
         };
         input.seek(SeekFrom::Start(header_bytes))?;
-        let mut r = Reader { input, buf: vec![0; rb as usize], header, next: 0 };
+        // The header may claim records of any size; a buffer is made only for records the
+        // file holds, so it is never larger than the file.
+        let buf = if header.records > 0 { vec![0; rb as usize] } else { Vec::new() };
+        let mut r = Reader { input, buf, header, next: 0 };
         if r.header.records > 0 {
             let mut first = Record::default();
             r.read_record(&mut first)?;

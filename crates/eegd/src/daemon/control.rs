@@ -17,7 +17,7 @@ use pipeline::topology::{yaml, Diagnostic, Diagnostics};
 use recording::{Session, SessionError, SessionOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
@@ -146,9 +146,12 @@ fn effective(cfg: &Config, extra: &[Value]) -> Result<String, ApiError> {
     Ok(render(&root))
 }
 
-/// Makes every stage's `path` parameter lie inside the data directory `root`: a relative path
-/// without `..` is taken relative to it; anything else is refused at its line and column.
-/// Returns the text to run: the text as given when it names no path.
+/// Makes every sink's `path` parameter lie inside the data directory `root` under the rules of
+/// `stages::files::confine_write` (relative, no `..`, an existing folder that resolves inside,
+/// never into a session, never through a symlink); anything else is refused at its line and
+/// column. Sources' paths are left as written: `file_source` resolves them inside the data
+/// directory itself, before opening (`stages::files::confine_to`).
+/// Returns the text to run: the text as given when it names no sink path.
 fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiError> {
     let Ok(node) = yaml::parse(source) else { return Ok(source.to_string()) };
     let mut tree = node.to_json();
@@ -157,20 +160,15 @@ fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiErr
         let Some((ty, body)) = item.as_map().and_then(|m| m.first()) else { continue };
         let (Some(ty), Some(p)) = (ty.as_str(), body.get("path")) else { continue };
         let Some(text) = p.as_str() else { continue };
-        let path = Path::new(text);
-        if !text.is_empty()
-            && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            tree["stages"][i][ty]["path"] = json!(root.join(path));
-            changed = true;
-        } else {
-            diags.push(Diagnostic::at(
-                p.span,
-                format!(
-                    "`path` \"{text}\": files the daemon reads or writes lie inside its data directory; \
-                     give a path relative to it, without `..`"
-                ),
-            ));
+        if pipeline::stage::lookup(ty).is_some_and(|r| r.role == pipeline::Role::Source) {
+            continue;
+        }
+        match stages::files::confine_write(root, Path::new(text)) {
+            Ok(full) => {
+                tree["stages"][i][ty]["path"] = json!(full);
+                changed = true;
+            }
+            Err(e) => diags.push(Diagnostic::at(p.span, format!("`path`: {e}"))),
         }
     }
     if !diags.is_empty() {
@@ -637,14 +635,19 @@ mod tests {
 
     #[test]
     fn paths_are_confined_to_the_data_directory() {
-        let root = Path::new("/data");
+        let tmp = tempfile::tempdir().unwrap();
+        let root = &tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("run")).unwrap();
         let src = "stages:\n  - emulator: {}\n  - csv_sink: { path: ../x.csv }\n  - csv_sink: { name: b, path: /etc/x }\n";
         let Err(ApiError::InvalidPipeline(d)) = confine_paths("f", src, root) else { panic!("accepted") };
         let at: Vec<_> = d.items.iter().map(|i| i.span.map(|s| (s.line, s.col))).collect();
         assert_eq!(at, [Some((3, 23)), Some((4, 32))]);
         let ok = "stages:\n  - emulator: {}\n  - csv_sink: { path: run/x.csv }\n";
         let text = confine_paths("f", ok, root).unwrap();
-        assert_eq!(yaml::parse(&text).unwrap().to_json()["stages"][1]["csv_sink"]["path"], "/data/run/x.csv");
+        assert_eq!(
+            yaml::parse(&text).unwrap().to_json()["stages"][1]["csv_sink"]["path"],
+            json!(root.join("run/x.csv"))
+        );
         let none = "stages:\n  - emulator: {}\n";
         assert_eq!(confine_paths("f", none, root).unwrap(), none);
     }

@@ -1,4 +1,4 @@
-//! The pipeline file model (DESIGN §4) and its structural checks.
+//! The pipeline file model (README.md, "A pipeline") and its structural checks.
 //!
 //! [`parse_file`] turns the text into a [`PipelineFile`]: the `stages` list as [`StageDecl`]s
 //! (type, reserved keys, and the remaining parameters as a positioned [`Node`]), plus the
@@ -17,6 +17,7 @@
 
 use super::decode::decode_at;
 use super::diag::{did_you_mean, list_names, Diagnostic, Span};
+use super::limits;
 use super::yaml::{self, Node, PathSeg, Value};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -82,7 +83,7 @@ pub struct RuntimeConfig {
     #[schemars(range(min = 1, max = 65536))]
     pub queue_capacity: usize,
     /// Packets in the pool; by default the graph builder computes it from the graph.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = super::limits::MAX_POOL_PACKETS))]
     pub pool_packets: Option<usize>,
     /// Lock the process's memory (`mlockall`) so the data path never page-faults.
     pub mlockall: bool,
@@ -256,6 +257,17 @@ fn check_stages(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<StageDec
             return None;
         }
     };
+    if let Some(extra) = items.get(limits::MAX_STAGES) {
+        diags.push(Diagnostic::at(
+            extra.span,
+            format!(
+                "{} stages; a pipeline may have at most {} (this is the first one over)",
+                items.len(),
+                limits::MAX_STAGES
+            ),
+        ));
+        return None;
+    }
     // Every item is checked, even after a broken one, so all errors show at once.
     let decls: Vec<Option<StageDecl>> = items.iter().map(|item| check_stage(item, diags)).collect();
     decls.into_iter().collect()
@@ -400,7 +412,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The example of DESIGN §4.
+    /// The default pipeline.
     const DEFAULT_PIPELINE: &str = "\
 # pipelines/default.yaml
 stages:
