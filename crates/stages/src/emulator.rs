@@ -117,6 +117,10 @@ pub struct EmulatorParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub samples: Option<u64>,
+    /// Channel labels, one per channel (default Fp1 Fp2 C3 C4 P7 P8 O1 O2, then Ch9, Ch10, …):
+    /// the names in the stream metadata, the API and the files.
+    #[serde(default)]
+    pub labels: Vec<String>,
     /// Hardware triggers on the simulated chip's GPIO pins, as on `ads1299`: a label for each
     /// pin read as a trigger input, e.g. `{ gpio1: stim }`; each rising edge is a marker on its
     /// exact sample. Default none.
@@ -218,7 +222,7 @@ impl StageType for Emulator {
         let dev = Ads1299::new(sim, chips).map_err(|e| ParamError::new("channels", e.to_string()))?;
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
-            labels: channel_labels(p.channels),
+            labels: crate::labels::labels(&p.labels, p.channels)?,
             units: "counts".into(),
             gains: vec![p.gain as f64; p.channels],
             vref: VREF,
