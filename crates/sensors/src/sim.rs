@@ -660,11 +660,8 @@ impl SimChain {
             }
             cmd::RDATAC => chip.rdatac = true,
             cmd::SDATAC => chip.rdatac = false,
-            cmd::RDATA if !chip.rdatac => {
-                if c == 0 {
-                    self.load_frame(None);
-                }
-            }
+            cmd::RDATA if !chip.rdatac && c == 0 => self.load_frame(None),
+            cmd::RDATA if !chip.rdatac => {}
             _ if chip.rdatac => {} // register commands are ignored in RDATAC mode
             _ if op & 0xE0 == cmd::RREG => chip.parse = Parse::RregCount(op & cmd::ADDRESS_MASK),
             _ if op & 0xE0 == cmd::WREG => chip.parse = Parse::WregCount(op & cmd::ADDRESS_MASK),

@@ -161,8 +161,8 @@ fn chains_clocked_from_the_first_chip_come_up_when_the_driver_handles_the_clock(
         drdy.wait(SECOND).unwrap().unwrap();
         let mut ch = [0i32; 32];
         dev.read_frame(&mut ch).unwrap();
-        for c in 0..chips * 8 {
-            assert_eq!(ch[c], quantise(100.0 * (c as f64 + 1.0), 24), "channel {}", c + 1);
+        for (c, v) in ch.iter().enumerate().take(chips * 8) {
+            assert_eq!(*v, quantise(100.0 * (c as f64 + 1.0), 24), "channel {}", c + 1);
         }
     }
 }
@@ -226,8 +226,8 @@ fn ac_lead_off(electrodes: &[Electrode]) -> (Vec<Vec<i32>>, Vec<u8>) {
         drdy.wait(SECOND).unwrap().unwrap();
         let s = dev.read_frame(&mut ch).unwrap();
         stat.push(s.chips[0].loff_statp);
-        for c in 0..8 {
-            out[c].push(ch[c]);
+        for (o, v) in out.iter_mut().zip(ch) {
+            o.push(v);
         }
     }
     (out, stat)

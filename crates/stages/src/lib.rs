@@ -20,6 +20,7 @@ pub mod gain;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
+pub mod quality;
 pub mod recorder;
 pub mod rereference;
 pub mod select;
