@@ -18,6 +18,8 @@
 //! channel; the lock-in table is built once).
 use schemars::JsonSchema;
 use sensors::registers::{loff, CHANNELS, MAX_CHIPS, VREF};
+/// The datasheet's shorted-input noise (µV rms, µVpp) at a rate and gain.
+pub use sensors::sim::shorted_noise_uv;
 use sensors::sim::SERIES_OHM;
 use sensors::{ChannelConfig, Config};
 use serde::{Deserialize, Serialize};

@@ -189,5 +189,6 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
     let _ = writeln!(out, "eegd_recording_active {}", u8::from(bytes.is_some()));
     family(&mut out, "recording_bytes", "gauge", "Bytes the current session's data file holds.");
     let _ = writeln!(out, "eegd_recording_bytes {}", bytes.unwrap_or(0));
+    super::quality::metrics(&mut out);
     out
 }
