@@ -248,9 +248,8 @@ fn round3(x: f64) -> f64 {
 
 fn selftest(ctl: &Controller, req: SelftestRequest) -> ApiResult<Value> {
     refuse_while_recording(ctl, "the test inputs")?;
-    if !(req.test_seconds >= 2.2 && req.test_seconds <= 60.0)
-        || !(req.noise_seconds > 0.0 && req.noise_seconds <= 60.0)
-    {
+    let ok = (2.2..=60.0).contains(&req.test_seconds) && req.noise_seconds > 0.0 && req.noise_seconds <= 60.0;
+    if !ok {
         return Err(ApiError::BadRequest(
             "`test_seconds` must be 2.2–60 (two periods of the ≈ 0.98 Hz test signal) and `noise_seconds` 0–60"
                 .into(),
