@@ -228,10 +228,14 @@ impl StageType for Emulator {
         simulated chip (a daisy chain of ceil(channels / 8)), whose electrodes carry `eeg` (1/f \
         background, alpha, line noise, blinks on Fp1/Fp2), a `sine`, or the chip's internal `test` \
         signal. Raw 24-bit counts exactly as the chip gives them (gain, 4.5 V reference, clipping), \
-        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced.\n\n\
+        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced. Simulated \
+        `electrodes` (impedance, disconnected) carry the `lead_off` current as the chip would; the \
+        chip checks the driver's timing against the datasheet.\n\n\
         Inputs: none. Outputs: raw counts.";
     const EXAMPLE: &'static str =
-        "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100 }\n  - null_sink: {}\n";
+        "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100,\n      \
+        lead_off: { mode: ac, current_na: 6 }, electrodes: { Fp1: { impedance_kohm: 20 }, O2: { disconnected: true } } }\n  \
+        - null_sink: {}\n";
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
