@@ -755,9 +755,10 @@ impl SimChain {
         let t = n as f64 / rate.max(1) as f64;
         let mut at = 0;
         for c in 0..self.chips.len() {
-            let chip = self.chips[c].clone();
-            let len = frame_bytes(chip.channels());
-            if !chip.converting {
+            let chip = &self.chips[c];
+            let (channels, off, converting) = (chip.channels(), chip.off, chip.converting);
+            let len = frame_bytes(channels);
+            if !converting {
                 // No clock, or never started: DOUT stays low.
                 self.out[at..at + len].fill(0);
                 at += len;
@@ -765,6 +766,7 @@ impl SimChain {
             }
             let r = chip.regs;
             let lo = r[reg::LOFF as usize];
+            let (sensp, sensn) = (r[reg::LOFF_SENSP as usize], r[reg::LOFF_SENSN as usize]);
             let current_a =
                 loff::CURRENTS_NA[((lo & loff::ILEAD_OFF_MASK) >> loff::ILEAD_OFF_SHIFT) as usize] * 1e-9;
             let excitation = match lo & loff::FLEAD_OFF_MASK {
@@ -790,43 +792,46 @@ impl SimChain {
             let (mut statp, mut statn) = (0u8, 0u8);
             let reference = r[reg::CONFIG3 as usize] & config3::PD_REFBUF != 0;
             let mut ch = [0i32; CHANNELS];
-            for (k, out) in ch.iter_mut().enumerate().take(chip.channels()) {
+            for (k, out) in ch.iter_mut().enumerate().take(channels) {
                 let idx = c * CHANNELS + k;
                 let set = r[reg::CH1SET as usize + k];
                 let gain = Gain::from_bits(set).map(Gain::factor).unwrap_or(1);
-                let sensed = r[reg::LOFF_SENSP as usize] & (1 << k) != 0;
-                let e = self.electrodes[idx];
-                let z = e.impedance_ohm + self.series_ohm;
-                let forced = chip.off.0 & (1 << k) != 0;
-                if comparators && sensed && (e.disconnected || forced || current_a * z > threshold_v) {
-                    statp |= 1 << k;
+                let sensed = sensp & (1 << k) != 0;
+                let e = &self.electrodes[idx];
+                if comparators {
+                    let z = e.impedance_ohm + self.series_ohm;
+                    if sensed && (e.disconnected || off.0 & (1 << k) != 0 || current_a * z > threshold_v) {
+                        statp |= 1 << k;
+                    }
+                    if sensn & (1 << k) != 0 && off.1 & (1 << k) != 0 {
+                        statn |= 1 << k;
+                    }
                 }
-                if comparators && r[reg::LOFF_SENSN as usize] & (1 << k) != 0 && chip.off.1 & (1 << k) != 0 {
-                    statn |= 1 << k;
-                }
-                let full_scale_uv = VREF / gain as f64 * 1e6;
-                let uv =
-                    if set & chset::PD != 0 || !reference || self.standby || self.broken & (1 << idx) != 0 {
-                        0.0
-                    } else {
-                        match Mux::from_bits(set) {
-                            Mux::Normal if e.disconnected => 1.1 * full_scale_uv,
-                            Mux::Normal => {
-                                let lead_off = if sensed { current_a * z * 1e6 * excitation } else { 0.0 };
-                                self.uv[idx] + self.offsets_uv[idx] + lead_off
-                            }
-                            Mux::TestSignal => test_signal_uv(r[reg::CONFIG2 as usize], n, rate),
-                            // (AVDD − AVSS) / 2 of a 5 V analog supply.
-                            Mux::Mvdd => 2.5e6,
-                            // 145.3 mV at 25 °C.
-                            Mux::Temperature => 145_300.0,
-                            Mux::Shorted => {
-                                let (rms, _) = shorted_noise_uv(rate, gain);
-                                rms * self.gaussian()
-                            }
-                            Mux::BiasMeas | Mux::BiasDrp | Mux::BiasDrn => 0.0,
+                let dead =
+                    set & chset::PD != 0 || !reference || self.standby || self.broken & (1 << idx) != 0;
+                let uv = if dead {
+                    0.0
+                } else {
+                    match Mux::from_bits(set) {
+                        // Beyond full scale (VREF / gain).
+                        Mux::Normal if e.disconnected => 1.1 * VREF / gain as f64 * 1e6,
+                        Mux::Normal if sensed => {
+                            let lead_off = current_a * (e.impedance_ohm + self.series_ohm) * 1e6 * excitation;
+                            self.uv[idx] + self.offsets_uv[idx] + lead_off
                         }
-                    };
+                        Mux::Normal => self.uv[idx] + self.offsets_uv[idx],
+                        Mux::TestSignal => test_signal_uv(r[reg::CONFIG2 as usize], n, rate),
+                        // (AVDD − AVSS) / 2 of a 5 V analog supply.
+                        Mux::Mvdd => 2.5e6,
+                        // 145.3 mV at 25 °C.
+                        Mux::Temperature => 145_300.0,
+                        Mux::Shorted => {
+                            let (rms, _) = shorted_noise_uv(rate, gain);
+                            rms * self.gaussian()
+                        }
+                        Mux::BiasMeas | Mux::BiasDrp | Mux::BiasDrn => 0.0,
+                    }
+                };
                 *out = quantise(uv, gain);
             }
             let chip = &mut self.chips[c];
@@ -838,7 +843,7 @@ impl SimChain {
             if let Some(b) = chip.status_byte {
                 f[0] = b;
             }
-            for (k, v) in ch.iter().enumerate().take(chip.channels()) {
+            for (k, v) in ch.iter().enumerate().take(channels) {
                 f[3 + 3 * k..6 + 3 * k].copy_from_slice(&encode24(*v));
             }
             at += len;

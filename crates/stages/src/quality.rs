@@ -348,18 +348,27 @@ pub fn board(stage: &str) -> Option<Arc<QualityBoard>> {
     boards().into_iter().rev().find(|b| b.stage == stage)
 }
 
-/// Running sums of one channel over a window.
+/// Running sums of every channel over a window, one array per figure so the per-sample loops
+/// vectorise (a struct per channel did not, and cost three times as much).
 #[derive(Debug, Clone, Copy)]
 struct Acc {
-    min: i32,
-    max: i32,
-    sum: f64,
-    sq: f64,
-    lead_off: bool,
-    railed: u32,
+    min: [i32; MAX],
+    max: [i32; MAX],
+    sum: [f64; MAX],
+    sq: [f64; MAX],
+    railed: [u32; MAX],
+    /// The chain's lead-off masks (P | N) seen in the window.
+    lead_off: u32,
 }
 
-const EMPTY: Acc = Acc { min: i32::MAX, max: i32::MIN, sum: 0.0, sq: 0.0, lead_off: false, railed: 0 };
+const EMPTY: Acc = Acc {
+    min: [i32::MAX; MAX],
+    max: [i32::MIN; MAX],
+    sum: [0.0; MAX],
+    sq: [0.0; MAX],
+    railed: [0; MAX],
+    lead_off: 0,
+};
 
 /// The self-test's running sums of one channel.
 #[derive(Debug, Clone, Copy)]
@@ -388,7 +397,7 @@ pub struct Quality {
     uv_per_count: [f64; MAX],
     window: usize,
     n: usize,
-    acc: [Acc; MAX],
+    acc: Acc,
     /// Lock-in at 31.25 Hz: cos/sin of one period, and its length.
     table: Vec<(f64, f64)>,
     period: usize,
@@ -396,7 +405,8 @@ pub struct Quality {
     /// Fundamental amplitude of the sampled unit square wave (≈ 4/π).
     square_fundamental: f64,
     lock_n: usize,
-    lock: [(f64, f64); MAX],
+    lock_re: [f64; MAX],
+    lock_im: [f64; MAX],
     measure_gen: u32,
     measure_left: u32,
     measure_hyst: f64,
@@ -431,13 +441,14 @@ impl Quality {
             uv_per_count: [0.0; MAX],
             window: (rate as usize / 4).max(1),
             n: 0,
-            acc: [EMPTY; MAX],
+            acc: EMPTY,
             table,
             period,
             ac_current_na: None,
             square_fundamental,
             lock_n: 0,
-            lock: [(0.0, 0.0); MAX],
+            lock_re: [0.0; MAX],
+            lock_im: [0.0; MAX],
             measure_gen: 0,
             measure_left: 0,
             measure_hyst: 0.0,
@@ -469,7 +480,8 @@ impl Quality {
         let current = loff::CURRENTS_NA[l.current as usize];
         self.ac_current_na = ac.then_some(current);
         self.lock_n = 0;
-        self.lock = [(0.0, 0.0); MAX];
+        self.lock_re = [0.0; MAX];
+        self.lock_im = [0.0; MAX];
         let mode = if ac { 2 } else { on as u8 };
         self.board.lead_off_mode.store(mode, Ordering::Relaxed);
         self.board.current_na.store(current as u32, Ordering::Relaxed);
@@ -513,87 +525,98 @@ impl Quality {
     /// lead-off masks.
     #[inline]
     pub fn push(&mut self, counts: &[i32], lead_off_p: u32, lead_off_n: u32, now_ns: impl Fn() -> i64) {
-        let off = lead_off_p | lead_off_n;
-        let k = self.lock_n % self.period;
-        let (cos, sin) = self.table[k];
-        let measuring = self.measure_left > 0;
-        for (c, &v) in counts.iter().enumerate().take(self.channels) {
-            let a = &mut self.acc[c];
-            a.min = a.min.min(v);
-            a.max = a.max.max(v);
-            let x = v as f64;
-            a.sum += x;
-            a.sq += x * x;
-            a.lead_off |= off >> self.lead_off_bit[c] & 1 != 0;
-            a.railed += (v.unsigned_abs() >= RAIL_COUNTS as u32) as u32;
-            if self.ac_current_na.is_some() {
-                let l = &mut self.lock[c];
-                l.0 += x * cos;
-                l.1 += x * sin;
-            }
-            if measuring {
-                let uv = x * self.uv_per_count[c];
-                let m = &mut self.measure[c];
-                m.min = m.min.min(uv);
-                m.max = m.max.max(uv);
-                m.sum += uv;
-                m.sq += uv * uv;
-                let side = if uv > self.measure_hyst {
-                    1
-                } else if uv < -self.measure_hyst {
-                    -1
-                } else {
-                    m.side
-                };
-                if side != m.side && m.side != 0 {
-                    if m.crossings == 0 {
-                        m.first = self.measure_n;
-                    }
-                    m.crossings += 1;
-                    m.last = self.measure_n;
-                }
-                m.side = side;
-            }
+        let n = self.channels.min(counts.len());
+        let counts = &counts[..n];
+        let a = &mut self.acc;
+        a.lead_off |= lead_off_p | lead_off_n;
+        for (((v, lo), hi), (s, q)) in counts
+            .iter()
+            .zip(&mut a.min[..n])
+            .zip(&mut a.max[..n])
+            .zip(a.sum[..n].iter_mut().zip(&mut a.sq[..n]))
+        {
+            *lo = (*lo).min(*v);
+            *hi = (*hi).max(*v);
+            let x = *v as f64;
+            *s += x;
+            *q += x * x;
         }
-        if measuring {
-            self.measure_n += 1;
-            self.measure_left -= 1;
-            if self.measure_left == 0 {
-                self.publish_measurement();
-            }
-        }
-        self.n += 1;
-        if self.n >= self.window {
-            self.publish_window(now_ns());
+        for (v, r) in counts.iter().zip(&mut a.railed[..n]) {
+            *r += (v.unsigned_abs() >= RAIL_COUNTS as u32) as u32;
         }
         if let Some(i_na) = self.ac_current_na {
+            let (cos, sin) = self.table[self.lock_n % self.period];
+            for ((v, re), im) in counts.iter().zip(&mut self.lock_re[..n]).zip(&mut self.lock_im[..n]) {
+                let x = *v as f64;
+                *re += x * cos;
+                *im += x * sin;
+            }
             self.lock_n += 1;
             if self.lock_n >= LOCK_IN_PERIODS * self.period {
                 self.publish_impedance(i_na, now_ns());
             }
         }
+        if self.measure_left > 0 {
+            self.measure_sample(counts);
+        }
+        self.n += 1;
+        if self.n >= self.window {
+            self.publish_window(now_ns());
+        }
+    }
+
+    /// The self-test's sums (only while a measurement runs).
+    fn measure_sample(&mut self, counts: &[i32]) {
+        for (c, &v) in counts.iter().enumerate() {
+            let uv = v as f64 * self.uv_per_count[c];
+            let m = &mut self.measure[c];
+            m.min = m.min.min(uv);
+            m.max = m.max.max(uv);
+            m.sum += uv;
+            m.sq += uv * uv;
+            let side = if uv > self.measure_hyst {
+                1
+            } else if uv < -self.measure_hyst {
+                -1
+            } else {
+                m.side
+            };
+            if side != m.side && m.side != 0 {
+                if m.crossings == 0 {
+                    m.first = self.measure_n;
+                }
+                m.crossings += 1;
+                m.last = self.measure_n;
+            }
+            m.side = side;
+        }
+        self.measure_n += 1;
+        self.measure_left -= 1;
+        if self.measure_left == 0 {
+            self.publish_measurement();
+        }
     }
 
     fn publish_window(&mut self, now_ns: i64) {
         let n = self.n as f64;
+        let a = &self.acc;
         for (c, cell) in self.board.cells.iter().enumerate().take(self.channels) {
-            let a = self.acc[c];
-            let var = (a.sq / n - (a.sum / n).powi(2)).max(0.0);
+            let var = (a.sq[c] / n - (a.sum[c] / n).powi(2)).max(0.0);
             cell.rms_uv.set(var.sqrt() * self.uv_per_count[c]);
-            cell.railed.store(a.railed > 0, Ordering::Relaxed);
-            cell.flat.store(a.max.saturating_sub(a.min) <= FLAT_COUNTS, Ordering::Relaxed);
-            cell.lead_off.store(a.lead_off, Ordering::Relaxed);
-            cell.railed_samples.fetch_add(a.railed as u64, Ordering::Relaxed);
+            cell.railed.store(a.railed[c] > 0, Ordering::Relaxed);
+            cell.flat.store(a.max[c].saturating_sub(a.min[c]) <= FLAT_COUNTS, Ordering::Relaxed);
+            cell.lead_off.store(a.lead_off >> self.lead_off_bit[c] & 1 != 0, Ordering::Relaxed);
+            cell.railed_samples.fetch_add(a.railed[c] as u64, Ordering::Relaxed);
         }
         self.board.measured_ns.store(now_ns, Ordering::Relaxed);
-        self.acc = [EMPTY; MAX];
+        self.acc = EMPTY;
         self.n = 0;
     }
 
     fn publish_impedance(&mut self, i_na: f64, now_ns: i64) {
         let n = self.lock_n as f64;
         for (c, cell) in self.board.cells.iter().enumerate().take(self.channels) {
-            let (re, im) = self.lock[c];
+            let (re, im) = (self.lock_re[c], self.lock_im[c]);
             // Amplitude of the 31.25 Hz component, µV; over the square wave's share, the
             // excitation's amplitude I·(Z + series); µV / nA = kΩ.
             let amp_uv = 2.0 / n * (re * re + im * im).sqrt() * self.uv_per_count[c];
@@ -601,7 +624,8 @@ impl Quality {
             cell.impedance_kohm.set(z.max(0.0));
         }
         self.board.impedance_ns.store(now_ns, Ordering::Relaxed);
-        self.lock = [(0.0, 0.0); MAX];
+        self.lock_re = [0.0; MAX];
+        self.lock_im = [0.0; MAX];
         self.lock_n = 0;
     }
 
