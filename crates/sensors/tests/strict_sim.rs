@@ -249,7 +249,6 @@ fn the_lead_off_current_through_each_electrode_shows_as_a_square_wave() {
     }
     assert!(out[4].iter().all(|&x| x == 8_388_607), "disconnected: railed");
     assert!(stat.iter().all(|&s| s == 0b1_0000), "only the disconnected one trips its comparator");
-    let _ = Mux::Normal;
 }
 
 #[test]

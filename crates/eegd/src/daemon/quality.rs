@@ -14,7 +14,7 @@ use bytes::Bytes;
 use pipeline::exec::Shared;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use stages::quality::{self as q, LeadOffMode, QualityBoard};
+use stages::quality::{self as q, QualityBoard};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -396,5 +396,4 @@ pub fn metrics(out: &mut String) {
         let n = b.overlapped.load(std::sync::atomic::Ordering::Relaxed);
         let _ = writeln!(out, "eegd_frames_overlapped_total{{stage=\"{}\"}} {n}", esc(&b.stage));
     }
-    let _ = LeadOffMode::Off;
 }
