@@ -72,7 +72,7 @@ fn sources(ctl: &Controller) -> ApiResult<Vec<(String, Value, Arc<QualityBoard>)
 }
 
 fn refuse_while_recording(ctl: &Controller, what: &str) -> ApiResult<()> {
-    if ctl.recording_bytes().is_some() {
+    if ctl.recording_state().is_some() {
         return Err(ApiError::Conflict(format!(
             "a recording is running: {what} would be in the data; stop it first"
         )));
