@@ -224,5 +224,10 @@ def test_the_ui_shows_impedance_badges_and_marks_railed_traces(server):
         assert page.locator(".trace-label.railed").count() == 1
         page.click("#impedance-btn")
         page.wait_for_selector('#impedance-btn[aria-pressed="false"]')
+        # The self-test button: 3 s of test signal, 10 s of shorted inputs, then the verdict.
+        page.click("#selftest-btn")
+        page.wait_for_selector("#selftest-verdict", timeout=60000)
+        assert "passed" in page.locator("#selftest-verdict").inner_text()
+        assert page.locator(".selftest-list li.good").count() == 5
         browser.close()
         assert problems == []
