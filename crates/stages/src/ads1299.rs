@@ -170,7 +170,8 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
 
     pub fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
         if !self.configured {
-            self.configure(&mut sensors::sim::NoDelay)?;
+            // The owner configures in `Stage::start`, with the delay its chip needs.
+            return Err(StageError::msg("the ADS1299 was not configured before its first read"));
         }
         if !self.started {
             // DRDY edges queued before START (a chip an earlier run left converting) would
