@@ -158,6 +158,10 @@ pub struct EmulatorParams {
     /// whatever the input), so a self-test fails them (default none).
     #[serde(default)]
     pub broken_channels: Vec<String>,
+    /// Channel labels, one per channel (default Fp1 Fp2 C3 C4 P7 P8 O1 O2, then Ch9, Ch10, …):
+    /// the names in the stream metadata, the API and the files.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// The emulator source: the ADS1299 driver reading a simulated chain of ceil(channels / 8)
@@ -188,7 +192,7 @@ impl Emulator {
 
 /// Puts `p.electrodes` and `p.broken_channels` on the simulated chain.
 fn electrodes(sim: &mut SimChain, p: &EmulatorParams) {
-    let names = channel_labels(p.channels);
+    let names = crate::labels::labels(&p.labels, p.channels).unwrap_or_else(|_| channel_labels(p.channels));
     for (c, name) in names.iter().enumerate() {
         let e = p.electrodes.get(name).copied().unwrap_or_default();
         sim.set_electrode(
@@ -246,7 +250,8 @@ impl StageType for Emulator {
             e.push(gain_error(p.gain));
         }
         e.extend(p.lead_off.check());
-        let names = channel_labels(p.channels);
+        let names =
+            crate::labels::labels(&p.labels, p.channels).unwrap_or_else(|_| channel_labels(p.channels));
         for (param, label) in p
             .electrodes
             .keys()
@@ -318,7 +323,7 @@ impl StageType for Emulator {
         let dev = Ads1299::new(sim, chips).map_err(|e| ParamError::new("channels", e.to_string()))?;
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
-            labels: channel_labels(p.channels),
+            labels: crate::labels::labels(&p.labels, p.channels)?,
             units: "counts".into(),
             gains: vec![p.gain as f64; p.channels],
             vref: VREF,

@@ -18,6 +18,7 @@ pub mod file_source;
 pub mod files;
 pub mod filter;
 pub mod gain;
+pub mod labels;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
