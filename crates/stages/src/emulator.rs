@@ -538,4 +538,18 @@ mod tests {
         assert!((m[0].rms_uv - rms).abs() < 0.15 * rms, "{} µV rms, datasheet {rms}", m[0].rms_uv);
         assert_eq!(m[2].rms_uv, 0.0);
     }
+
+    #[test]
+    fn electrodes_are_named_by_the_streams_labels() {
+        let p = |v| serde_json::from_value::<EmulatorParams>(v).unwrap();
+        let ok = p(
+            serde_json::json!({"channels": 2, "labels": ["A1", "A2"], "electrodes": {"A2": {"disconnected": true}}}),
+        );
+        assert!(Emulator::check(&ok).is_empty());
+        let bad = p(serde_json::json!({"channels": 2, "labels": ["A1", "A2"], "electrodes": {"Fp1": {}},
+            "broken_channels": ["Z"]}));
+        let e = Emulator::check(&bad);
+        assert_eq!(e.iter().map(|e| e.param).collect::<Vec<_>>(), ["electrodes", "broken_channels"]);
+        assert!(e[0].message.contains("no channel `Fp1` (channels: A1, A2)"), "{}", e[0].message);
+    }
 }
