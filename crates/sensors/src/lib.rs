@@ -10,6 +10,8 @@
 //! - [`signal`]: the analog signal (EEG-like, sine) the simulated electrodes carry.
 //! - [`gpio`]: hardware triggers: the chip's GPIO pins' rising edges, a simulated TTL pulse
 //!   train, and Pi GPIO line edges placed on the sample clock.
+//! - [`timing`]: the datasheet's timing rules, which the driver honours and the simulated chip
+//!   checks.
 //! - `linux` (Linux only): `/dev/spidev*` and DRDY as a GPIO character-device edge event.
 //!
 //! It knows nothing of pipelines, packets or stages, and must never allocate per frame: frames
@@ -26,6 +28,7 @@ pub mod linux;
 pub mod registers;
 pub mod signal;
 pub mod sim;
+pub mod timing;
 
 pub use config::{ChannelConfig, Config};
 pub use drdy::{ClockTracker, Drdy, DrdyEvent};

@@ -22,6 +22,7 @@ pub mod labels;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
+pub mod quality;
 pub mod recorder;
 pub mod rereference;
 pub mod select;
