@@ -1,4 +1,4 @@
-// Thin wrappers around the daemon's HTTP API (DESIGN §7). Every call rejects with an Error whose
+// Thin wrappers around the daemon's HTTP API (docs/protocol.md). Every call rejects with an Error whose
 // message is the daemon's own explanation when it gave one, and whose `status` is the HTTP status.
 
 async function explain(res) {

@@ -1,4 +1,4 @@
-// eegd browser UI: wires the views to the daemon's API (DESIGN §7).
+// eegd browser UI: wires the views to the daemon's API (docs/protocol.md).
 //
 // Read from `GET /api/pipeline`: `state`, `error`, and per stage `name`, `type`, `params`,
 // `inputs` (names or indices; else derived from a `config.stages` list), `locked`, `locked_by`,

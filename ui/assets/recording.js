@@ -169,7 +169,7 @@ export class RecordingPanel {
       // the folder relative to the data directory (sessions may sit in `recording.data_dir` folders)
       const rel = typeof s.path === 'string' && !s.path.startsWith('/') ? s.path : null;
       const dir = rel ?? pick(s, 'session') ?? name;
-      // Without a file list, the files every session folder has (DESIGN §7).
+      // Without a file list, the files every session folder has (docs/recording.md).
       // `files` may be names (the data file first, whose size is `bytes`) or objects.
       const names = pick(s, 'files') ?? [pick(s, 'data_file'), 'session_meta.json', 'pipeline.yaml'].filter(Boolean);
       const fileList = names.map((f, i) => (typeof f === 'string' ? { name: f, bytes: i === 0 ? s.bytes : undefined } : f));

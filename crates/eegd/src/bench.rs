@@ -1,4 +1,4 @@
-//! `eegd bench`: the reference pipeline (DESIGN §9), paced and unpaced, beside a naive baseline
+//! `eegd bench`: the reference pipeline (BENCHMARKS.md), paced and unpaced, beside a naive baseline
 //! built the way the original system was (a fresh `Vec` per packet, unbounded channels, 1 ms
 //! sleep polling, deep copies on fan-out), in one process run.
 mod baseline;

@@ -162,7 +162,7 @@ pub struct BuildCx<'a> {
     pub stream_id: u16,
 }
 
-/// The default `on_error` of each role (DESIGN §2).
+/// The default `on_error` of each role (docs/pipeline.md, "Errors while running").
 pub const fn default_on_error(role: Role) -> ErrorPolicy {
     match role {
         Role::Source | Role::Sink => ErrorPolicy::DrainThenStop,

@@ -1,4 +1,4 @@
-//! Recording sessions (DESIGN §7): a folder per session under a data directory, named by start
+//! Recording sessions (docs/recording.md): a folder per session under a data directory, named by start
 //! time and participant, holding the data file, `pipeline.yaml` (the exact running
 //! configuration) and `session_meta.json` (who, when, what was recorded, and what went wrong).
 //!

@@ -1,4 +1,4 @@
-//! `csv_sink`: one row per sample (time series) or per channel spectrum, DESIGN §5. For time
+//! `csv_sink`: one row per sample (time series) or per channel spectrum (docs/recording.md). For time
 //! series it records markers in a side file `<name>.markers.csv` (`timestamp,text`, the
 //! timestamp of the sample each marker falls on). The layout is `formats::csv`'s.
 use crate::recorder::{new_report, sample_index, MarkerPlacer, RecorderReport};

@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 const PATCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest marker label, in characters.
 const MAX_LABEL: usize = 256;
-/// Stage keys that are not parameters (DESIGN §4).
+/// Stage keys that are not parameters (docs/pipeline.md, "Reserved keys").
 const RESERVED: [&str; 5] = ["name", "inputs", "group", "on_error", "queue"];
 
 /// A pipeline file the daemon runs: its name, its text, and the stages changed live since.

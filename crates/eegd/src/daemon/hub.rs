@@ -1,5 +1,5 @@
 //! The WebSocket side of the broker: one thread takes packets from the pipeline's broker
-//! topics, encodes each once as a binary frame (DESIGN §7, docs/protocol.md) and fans it out to
+//! topics, encodes each once as a binary frame (docs/protocol.md) and fans it out to
 //! that topic's clients through a `tokio::sync::broadcast` channel.
 //!
 //! Why this shape:

@@ -1,4 +1,4 @@
-//! `eegd serve`: the control plane (DESIGN §7). An axum server on a tokio runtime drives the
+//! `eegd serve`: the control plane (docs/protocol.md). An axum server on a tokio runtime drives the
 //! pipeline through [`control::Controller`], streams the broker's topics to WebSocket clients
 //! through [`hub::Hub`], serves the browser UI from files built into the binary, and exports
 //! metrics.

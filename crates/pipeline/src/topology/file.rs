@@ -1,4 +1,4 @@
-//! The pipeline file model (DESIGN §4) and its structural checks.
+//! The pipeline file model (docs/pipeline.md) and its structural checks.
 //!
 //! [`parse_file`] turns the text into a [`PipelineFile`]: the `stages` list as [`StageDecl`]s
 //! (type, reserved keys, and the remaining parameters as a positioned [`Node`]), plus the
@@ -395,7 +395,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The example of DESIGN §4.
+    /// The default pipeline, as docs/pipeline.md shows it.
     const DEFAULT_PIPELINE: &str = "\
 # pipelines/default.yaml
 stages:
