@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== the docs stand on their own: no file cites the design file"
+if git grep -n -e 'DESIG[N]' -- . ; then
+    echo "the files above cite a design file outside the repository; say it in docs/ instead" >&2
+    exit 1
+fi
+
 echo "== unit, integration and end-to-end tests"
 cargo test --workspace --all-targets
 
@@ -45,6 +51,9 @@ if rustup target list --installed | grep -q aarch64-unknown-linux-gnu \
 else
     echo "the aarch64-unknown-linux-gnu target is not installable here; skipped"
 fi
+
+echo "== the Raspberry Pi's Debian package: arm64 cross build, contents, systemd unit"
+scripts/check-package.sh
 
 echo "== interop: files in MNE/edfio, filters against scipy, LSL, WebSocket clients, the UI in Chromium"
 scripts/setup-interop.sh

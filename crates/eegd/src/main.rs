@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod daemon;
+mod progress;
 mod stage_doc;
 
 use clap::{Parser, Subcommand};
