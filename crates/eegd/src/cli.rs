@@ -60,8 +60,17 @@ pub struct RecordArgs {
     #[arg(long, default_value = "", requires = "record")]
     pub notes: String,
     /// File format of the session (default: the pipeline file's `recording.format`).
-    #[arg(long, value_parser = ["bdf", "edf", "csv"], requires = "record")]
+    #[arg(long, value_parser = ["bdf", "edf", "csv", "bids"], requires = "record")]
     pub format: Option<String>,
+    /// `bids`: the task label (default the pipeline file's `recording.task`, else `rest`).
+    #[arg(long, requires = "record")]
+    pub task: Option<String>,
+    /// `bids`: the session label.
+    #[arg(long, requires = "record")]
+    pub session: Option<String>,
+    /// `bids`: the run number (default the next free one).
+    #[arg(long, requires = "record")]
+    pub run: Option<u32>,
     /// Each line read on standard input becomes a marker, at the time it is read.
     #[arg(long)]
     pub stdin_markers: bool,
@@ -88,6 +97,9 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
                 participant: rec.participant.clone(),
                 notes: rec.notes.clone(),
                 format,
+                task: rec.task.clone(),
+                session: rec.session.clone(),
+                run: rec.run,
             };
             Some(recording::Session::create(dir, &mut plan, &opts)?)
         }

@@ -12,8 +12,10 @@
 //! This crate never touches the data path: it builds, reads counters and writes JSON.
 #![forbid(unsafe_code)]
 
+pub mod bids;
 mod session;
 
 pub use session::{
-    list, MarkerEntry, Session, SessionError, SessionMeta, SessionOptions, SessionStatus, SinkOutcome,
+    list, BidsInfo, MarkerEntry, Session, SessionError, SessionMeta, SessionOptions, SessionStatus,
+    SinkOutcome,
 };

@@ -40,6 +40,12 @@ pub enum SessionError {
     NotTimeSeries(String, &'static str),
     #[error("the recorder could not be built: {0}")]
     Build(String),
+    /// A BIDS run that cannot be named or written as asked (labels, an existing run).
+    #[error("{0}")]
+    Bids(String),
+    /// A BIDS run that is already in the dataset.
+    #[error("{0}")]
+    BidsRunExists(String),
 }
 
 /// What a session is asked to record.
@@ -51,6 +57,24 @@ pub struct SessionOptions {
     pub notes: String,
     /// Default: the pipeline file's `recording.format`.
     pub format: Option<RecordingFormat>,
+    /// Format `bids`: the task label (default the file's `recording.task`, else `rest`).
+    pub task: Option<String>,
+    /// Format `bids`: the session label (default none).
+    pub session: Option<String>,
+    /// Format `bids`: the run number (default the next free one).
+    pub run: Option<u32>,
+}
+
+/// Where a session of format `bids` went in the dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BidsInfo {
+    pub subject: String,
+    pub session: Option<String>,
+    pub task: String,
+    pub run: u32,
+    /// The run's files in the dataset, relative to the data directory (`bids/sub-…`), the
+    /// data file first; the sidecars once the run has ended.
+    pub files: Vec<String>,
 }
 
 /// A marker as the session lists it.
@@ -111,6 +135,9 @@ pub struct SessionMeta {
     pub recorder: Option<SinkOutcome>,
     /// How the pipeline's other recording sinks (files named in the pipeline file) ended.
     pub other_sinks: Vec<SinkOutcome>,
+    /// Format `bids`: the run in the dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bids: Option<BidsInfo>,
 }
 
 /// A running session's state, for the control plane.
@@ -130,6 +157,8 @@ pub struct Session {
     file: PathBuf,
     shared: Option<Arc<Shared>>,
     report: Option<Arc<RecorderReport>>,
+    /// Format `bids`: the run, what its `_eeg.json` says, and the data directory.
+    bids: Option<(crate::bids::BidsRun, crate::bids::Acquisition, PathBuf)>,
 }
 
 fn now_ns() -> i64 {
@@ -171,6 +200,7 @@ fn format_name(f: RecordingFormat) -> (&'static str, &'static str) {
         RecordingFormat::Bdf => ("bdf_sink", "bdf"),
         RecordingFormat::Edf => ("edf_sink", "edf"),
         RecordingFormat::Csv => ("csv_sink", "csv"),
+        RecordingFormat::Bids => ("bdf_sink", "bdf"),
     }
 }
 
@@ -210,9 +240,23 @@ impl Session {
             folder_safe(&opts.participant)
         );
         std::fs::create_dir_all(data_dir).map_err(io("creating the data directory", data_dir))?;
-        let mut dir = data_dir.join(&base);
+        let bids = if format == RecordingFormat::Bids {
+            let entities = crate::bids::BidsEntities {
+                task: opts.task.clone().or_else(|| plan.recording.task.clone()),
+                session: opts.session.clone(),
+                run: opts.run,
+            };
+            let run = crate::bids::BidsRun::create(data_dir, &opts.participant, &entities)?;
+            Some((run, crate::bids::describe(plan, input), data_dir.to_path_buf()))
+        } else {
+            None
+        };
+        let mut dir = match &bids {
+            Some((run, ..)) => run.source_dir.clone(),
+            None => data_dir.join(&base),
+        };
         let mut k = 1;
-        loop {
+        while bids.is_none() {
             match std::fs::create_dir(&dir) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && k < 100 => {
@@ -223,7 +267,10 @@ impl Session {
             }
         }
         let file_name = format!("recording.{ext}");
-        let file = dir.join(&file_name);
+        let file = match &bids {
+            Some((run, ..)) => run.data_file(),
+            None => dir.join(&file_name),
+        };
         let pipeline_path = dir.join(PIPELINE_FILE);
         std::fs::write(&pipeline_path, &plan.source).map_err(io("writing", &pipeline_path))?;
 
@@ -263,6 +310,9 @@ impl Session {
         }
 
         let mut files = vec![file_name, PIPELINE_FILE.to_string(), META_FILE.to_string()];
+        if bids.is_some() {
+            files.remove(0);
+        }
         if format == RecordingFormat::Csv {
             files.push("recording.markers.csv".into());
         }
@@ -290,8 +340,15 @@ impl Session {
             markers_dropped: 0,
             recorder: None,
             other_sinks: Vec::new(),
+            bids: bids.as_ref().map(|(run, _, root)| crate::session::BidsInfo {
+                subject: run.subject.clone(),
+                session: run.session.clone(),
+                task: run.task.clone(),
+                run: run.run,
+                files: vec![relative(&file, root)],
+            }),
         };
-        let s = Session { report: report_for(&file), dir, meta, recorder: name, file, shared: None };
+        let s = Session { report: report_for(&file), dir, meta, recorder: name, file, shared: None, bids };
         s.write_meta()?;
         tracing::info!(dir = %s.dir.display(), format = ext, "Recording session opened");
         Ok(s)
@@ -386,6 +443,17 @@ impl Session {
         } else {
             self.meta.status = if closed { "complete" } else { "failed" }.into();
         }
+        if let (Some((run, acq, root)), Some(info)) = (&self.bids, self.meta.bids.as_mut()) {
+            // The sidecars describe the file as written, so they follow it even when the
+            // recording failed part-way (the data up to the failure is valid).
+            match run.finish(acq, None) {
+                Ok(files) => info.files = files.iter().map(|f| relative(f, root)).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "The BIDS sidecars could not be written");
+                    self.meta.status = "failed".into();
+                }
+            }
+        }
         if self.meta.samples_dropped_upstream > 0 || self.meta.packets_dropped_upstream > 0 {
             tracing::error!(
                 samples = self.meta.samples_dropped_upstream,
@@ -424,16 +492,24 @@ impl Session {
     }
 }
 
+/// `path` relative to `root`, with `/` separators, for listing.
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
 /// The sessions under `data_dir` (for `GET /api/recordings`): each folder with a readable
-/// `session_meta.json`, oldest first. Folders without one are skipped.
+/// `session_meta.json`, oldest first, those of format `bids` (in the dataset's
+/// `sourcedata/eegd/`) included. Folders without one are skipped.
 pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, SessionMeta)>, SessionError> {
     let entries = match std::fs::read_dir(data_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("reading the data directory", data_dir)(e)),
     };
+    let bids = std::fs::read_dir(data_dir.join(crate::bids::BIDS_DIR).join("sourcedata").join("eegd"));
     let mut out: Vec<(PathBuf, SessionMeta)> = entries
         .flatten()
+        .chain(bids.into_iter().flatten().flatten())
         .map(|e| e.path())
         .filter_map(|dir| {
             let text = std::fs::read_to_string(dir.join(META_FILE)).ok()?;

@@ -445,9 +445,10 @@ impl Controller {
             Some("bdf") => Some(RecordingFormat::Bdf),
             Some("edf") => Some(RecordingFormat::Edf),
             Some("csv") => Some(RecordingFormat::Csv),
+            Some("bids") => Some(RecordingFormat::Bids),
             Some(other) => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown format `{other}` (valid: `bdf`, `edf`, `csv`)"
+                    "unknown format `{other}` (valid: `bdf`, `edf`, `csv`, `bids`)"
                 )))
             }
         };
@@ -459,6 +460,9 @@ impl Controller {
             participant: req.participant.unwrap_or_default(),
             notes: req.notes.unwrap_or_default(),
             format,
+            task: req.task,
+            session: req.session,
+            run: req.run,
         };
         let mut session = Session::create(&dir, &mut p, &opts).map_err(session_error)?;
         if let Err(e) = self.replace(&mut inner, cfg, p) {
@@ -596,6 +600,8 @@ fn session_error(e: SessionError) -> ApiError {
     match e {
         SessionError::NoInput | SessionError::NotTimeSeries(..) => ApiError::Conflict(e.to_string()),
         SessionError::Build(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::Bids(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::BidsRunExists(_) => ApiError::Conflict(e.to_string()),
         SessionError::Io { .. } => ApiError::Internal(e.into()),
     }
 }

@@ -113,6 +113,8 @@ pub enum RecordingFormat {
     /// European Data Format, 16-bit.
     Edf,
     Csv,
+    /// A run of a BIDS-EEG dataset under `<data_dir>/bids/` (BDF data, BIDS sidecars).
+    Bids,
 }
 
 /// The `recording:` section.
@@ -125,6 +127,8 @@ pub struct RecordingConfig {
     pub format: RecordingFormat,
     /// Where sessions are written; default chosen by the daemon.
     pub data_dir: Option<PathBuf>,
+    /// The BIDS task label of recordings in format `bids` (default `rest`).
+    pub task: Option<String>,
 }
 
 /// One item of `stages`, as written: not yet checked against the stage registry.
