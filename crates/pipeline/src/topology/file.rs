@@ -544,7 +544,8 @@ stages:
             RecordingConfig {
                 input: Some("notch".into()),
                 format: RecordingFormat::Edf,
-                data_dir: Some("/var/lib/eegd".into())
+                data_dir: Some("/var/lib/eegd".into()),
+                task: None,
             }
         );
     }
