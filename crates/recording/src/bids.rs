@@ -218,7 +218,7 @@ impl BidsRun {
             .read_record(&mut rec)
             .map_err(|e| SessionError::Bids(format!("reading back {}: {e}", data.display())))?
         {
-            events.extend(rec.annotations.drain(..));
+            events.append(&mut rec.annotations);
         }
         events.sort_by_key(|a| a.onset_ns);
 

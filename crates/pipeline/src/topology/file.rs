@@ -751,7 +751,7 @@ recording: { format: wav, input: 3 }
                 (4, 3, "unknown parameter `mlock`; did you mean `mlockall`?"),
                 (6, 22, "`runtime.groups.dsp.priority` = 120 is out of range (1 to 99)"),
                 (6, 27, "unknown parameter `core` (valid: `cpu`, `priority`)"),
-                (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `csv`, `edf`"),
+                (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `bids`, `csv`, `edf`"),
             ]
         );
         let file = file.expect("section errors leave the structure usable");
