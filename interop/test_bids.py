@@ -82,7 +82,7 @@ def test_two_runs_make_a_valid_bids_dataset_that_mne_bids_reads(daemon):
     for body, labels in runs:
         meta, marker_ns = record_run(base, body, labels)
         assert meta["status"] == "complete", meta
-        assert meta["format"] == "bdf" and meta["bids"]["task"] == "oddball", meta
+        assert meta["format"] == "bids" and meta["bids"]["task"] == "oddball", meta
         done.append((meta, labels, marker_ns))
     assert [m["bids"]["run"] for m, _, _ in done] == [1, 2], "the second run numbers on"
 
@@ -98,8 +98,11 @@ def test_two_runs_make_a_valid_bids_dataset_that_mne_bids_reads(daemon):
             assert (data / f).is_file(), f
         r = requests.get(f"{base}/api/recordings/{meta['bids']['files'][0]}")
         assert r.status_code == 200 and r.content[:8] == b"\xffBIOSEMI"
-    listed = {s["path"] for s in requests.get(f"{base}/api/recordings").json()}
-    assert {"bids/sourcedata/eegd/sub-p01_ses-01_task-oddball_run-1", "bids/sourcedata/eegd/sub-p01_ses-01_task-oddball_run-2"} <= listed
+    listed = {s["path"]: s for s in requests.get(f"{base}/api/recordings").json()}
+    for meta, _, _ in done:
+        s = listed[f"bids/sourcedata/eegd/sub-p01_ses-01_task-oddball_run-{meta['bids']['run']}"]
+        assert s["bids"]["files"] == meta["bids"]["files"]
+        assert s["bytes"] == (data / meta["bids"]["files"][0]).stat().st_size
     assert (root / "participants.tsv").read_text() == "participant_id\nsub-p01\n"
 
     # The BIDS validator: no errors (warnings, such as no Authors, are allowed).

@@ -325,7 +325,7 @@ impl Session {
             stop_time: None,
             stop_ns: None,
             eegd_version: env!("CARGO_PKG_VERSION").into(),
-            format: ext.into(),
+            format: if bids.is_some() { "bids" } else { ext }.into(),
             input: plan.stages[input].name.clone(),
             rate: stream.rate,
             channels: stream.channels,

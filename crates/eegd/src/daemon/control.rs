@@ -532,6 +532,17 @@ impl Controller {
                 v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
                 v["path"] = json!(dir.strip_prefix(self.sessions.root()).unwrap_or(&dir));
                 v["bytes"] = json!(meta.files.first().map(|f| file_len(&dir.join(f))));
+                // A BIDS run's files are relative to the data directory it was recorded in
+                // (`<it>/bids/sourcedata/eegd/<run>` is `dir`); list them from the root, as
+                // downloads name them.
+                if let (Some(b), Some(base)) = (&meta.bids, dir.ancestors().nth(4)) {
+                    let files: Vec<std::path::PathBuf> = b.files.iter().map(|f| base.join(f)).collect();
+                    v["bytes"] = json!(files.first().map(|f| file_len(f)));
+                    v["bids"]["files"] = json!(files
+                        .iter()
+                        .map(|f| f.strip_prefix(self.sessions.root()).unwrap_or(f))
+                        .collect::<Vec<_>>());
+                }
                 v
             })
             .collect();
