@@ -55,7 +55,7 @@ fi
 echo "== the Raspberry Pi's Debian package: arm64 cross build, contents, systemd unit"
 scripts/check-package.sh
 
-echo "== interop: files in MNE/edfio, filters against scipy, LSL, WebSocket clients, the UI in Chromium"
+echo "== interop: files in MNE/edfio, BIDS (validator, MNE-BIDS), filters against scipy, LSL, WebSocket clients, the UI in Chromium"
 scripts/setup-interop.sh
 cargo build -p eegd
 EEGD_BIN="$PWD/target/debug/eegd" .venv/bin/python -m pytest interop -q -p no:cacheprovider
