@@ -124,6 +124,9 @@ def test_two_runs_make_a_valid_bids_dataset_that_mne_bids_reads(daemon):
         assert raw.get_channel_types() == ["eeg"] * 4
         assert all(ch["unit"] == mne.io.constants.FIFF.FIFF_UNIT_V for ch in raw.info["chs"])
         assert raw.info["sfreq"] == RATE and raw.info["line_freq"] == 50
+        # The measurement date (`_scans.tsv`'s acq_time: the first sample) lies in the session.
+        start = raw.info["meas_date"].timestamp()
+        assert meta["start_ns"] / 1e9 - 1 <= start <= meta["stop_ns"] / 1e9, (start, meta["start_time"])
         sidecar = json.loads(path.copy().update(suffix="eeg", extension=".json").fpath.read_text())
         assert raw.n_times / RATE == pytest.approx(sidecar["RecordingDuration"])
         assert raw.n_times >= meta["samples_written"] > 0

@@ -4,6 +4,7 @@
 //! ```text
 //! bids/
 //!   dataset_description.json  README  participants.tsv  participants.json
+//!   sub-<p>/[ses-<s>/]sub-<p>[_ses-<s>]_scans.tsv      each run's file and start time
 //!   sub-<p>/[ses-<s>/]eeg/
 //!     sub-<p>[_ses-<s>]_task-<t>_run-<r>_eeg.bdf        the data (BDF+), as `bdf_sink` writes it
 //!     …_eeg.json  …_channels.tsv  …_events.tsv  …_events.json
@@ -270,12 +271,29 @@ impl BidsRun {
         });
         write(&self.sidecar("events.json"), &pretty(&ej))?;
 
+        // `_scans.tsv` of the subject (and session): each run's file and the time of its first
+        // sample, which readers take as the measurement date.
+        let scans_dir = self.eeg_dir.parent().unwrap_or(&self.eeg_dir);
+        let scans =
+            scans_dir.join(format!("{}_scans.tsv", self.stem.split("_task-").next().unwrap_or(&self.stem)));
+        let mut text = std::fs::read_to_string(&scans).unwrap_or_default();
+        if text.trim().is_empty() {
+            text = "filename\tacq_time\n".into();
+        }
+        let name = format!("eeg/{}_eeg.bdf", self.stem);
+        if !text.lines().any(|l| l.split('\t').next() == Some(name.as_str())) {
+            let t = crate::session::rfc3339(header.start_ns());
+            let _ = writeln!(text, "{name}\t{}", t.trim_end_matches('Z'));
+            write(&scans, &text)?;
+        }
+
         Ok(vec![
             data,
             self.sidecar("eeg.json"),
             self.sidecar("channels.tsv"),
             self.sidecar("events.tsv"),
             self.sidecar("events.json"),
+            scans,
         ])
     }
 }
