@@ -16,6 +16,6 @@ pub mod bids;
 mod session;
 
 pub use session::{
-    list, BidsInfo, MarkerEntry, Session, SessionError, SessionMeta, SessionOptions, SessionStatus,
-    SinkOutcome,
+    list, recover, BidsInfo, MarkerEntry, MarkerOutcome, MarkerRefused, Session, SessionError, SessionMeta,
+    SessionOptions, SessionStatus, SinkOutcome, MAX_AHEAD_NS, META_FILE,
 };
