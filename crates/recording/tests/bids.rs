@@ -15,7 +15,7 @@ const SRC: &str = "stages:
 recording: { format: bids, task: restingstate }
 ";
 
-/// Records the 2 s the emulator gives, with markers 0.5 s and 1 s after the start.
+/// Records the 2 s the emulator gives, with markers 0.5 s and 0.9 s after the start.
 fn record(data: &Path, opts: &SessionOptions) -> SessionMeta {
     stages::link();
     let mut p = plan("s.yaml", SRC).unwrap();
@@ -23,8 +23,8 @@ fn record(data: &Path, opts: &SessionOptions) -> SessionMeta {
     let pipeline = Pipeline::start(p).unwrap();
     s.attach(pipeline.shared().clone());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
-    s.add_marker_at(now + 500_000_000, "open");
-    s.add_marker_at(now + 1_000_000_000, "close");
+    s.add_marker_at(now + 500_000_000, "open").unwrap();
+    s.add_marker_at(now + 900_000_000, "close").unwrap();
     // The emulator ends after its 500 samples; the pipeline then drains and finishes.
     pipeline.shared().wait_finished(None);
     pipeline.join();
@@ -92,7 +92,7 @@ fn a_bids_run_writes_the_data_and_its_sidecars_and_the_next_run_extends_the_data
     for (o, s) in onsets.iter().zip(&samples) {
         assert_eq!((o * 250.0).round() as i64, *s, "the onset is its sample's");
     }
-    assert_eq!(samples[1] - samples[0], 125, "0.5 s apart at 250 Hz: {events}");
+    assert_eq!(samples[1] - samples[0], 100, "0.4 s apart at 250 Hz: {events}");
 
     // A second run of the same participant and session: run 2, same dataset, one participant.
     let meta2 = record(data, &opts);

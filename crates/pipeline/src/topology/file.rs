@@ -769,7 +769,7 @@ recording: { format: wav, input: 3, range_uv: -1 }
                 (4, 3, "unknown parameter `mlock`; did you mean `mlockall`?"),
                 (6, 22, "`runtime.groups.dsp.priority` = 120 is out of range (1 to 99)"),
                 (6, 27, "unknown parameter `core` (valid: `cpu`, `priority`)"),
-                (7, 22, "`recording.format` = "wav" is not one of `bdf`, `bids`, `csv`, `edf`"),
+                (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `bids`, `csv`, `edf`"),
                 (7, 47, "`recording.range_uv` = -1 is out of range (greater than 0)"),
             ]
         );
