@@ -57,6 +57,16 @@ def wait_samples(base, n):
     raise AssertionError(f"the recording never reached {n} samples")
 
 
+def wait_quality(base):
+    """Waits until the sources' signal quality has been measured once."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if requests.get(f"{base}/api/signal-quality").json().get("measured_ns"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the signal quality was never measured")
+
+
 def record_run(base, body, labels):
     r = requests.post(f"{base}/api/recording/start", json=body)
     assert r.status_code == 200, r.text
@@ -80,6 +90,9 @@ def test_two_runs_make_a_valid_bids_dataset_that_mne_bids_reads(daemon):
     ]
     done = []
     for body, labels in runs:
+        # Each recording restarts the pipeline; wait for a measured quality, which the session
+        # keeps for `_channels.tsv`.
+        wait_quality(base)
         meta, marker_ns = record_run(base, body, labels)
         assert meta["status"] == "complete", meta
         assert meta["format"] == "bids" and meta["bids"]["task"] == "oddball", meta
@@ -122,6 +135,13 @@ def test_two_runs_make_a_valid_bids_dataset_that_mne_bids_reads(daemon):
         raw = mne_bids.read_raw_bids(path, verbose="ERROR")
         assert raw.ch_names == meta["labels"] == ["Fp1", "Fp2", "C3", "C4"]
         assert raw.get_channel_types() == ["eeg"] * 4
+        # `_channels.tsv` status: the signal quality the session kept (fair counts as good).
+        kept = {c["label"]: c["status"] for c in meta["signal_quality"]["at_start"]["channels"]}
+        channels_tsv = path.copy().update(suffix="channels", extension=".tsv").fpath.read_text().splitlines()
+        rows = [dict(zip(channels_tsv[0].split("\t"), line.split("\t"))) for line in channels_tsv[1:]]
+        assert [r["status"] for r in rows] == ["bad" if kept[r["name"]] == "bad" else "good" for r in rows]
+        assert all(r["status_description"].startswith("signal quality at the start: ") for r in rows), rows
+        assert raw.info["bads"] == [r["name"] for r in rows if r["status"] == "bad"]
         assert all(ch["unit"] == mne.io.constants.FIFF.FIFF_UNIT_V for ch in raw.info["chs"])
         assert raw.info["sfreq"] == RATE and raw.info["line_freq"] == 50
         # The measurement date (`_scans.tsv`'s acq_time: the first sample) lies in the session.

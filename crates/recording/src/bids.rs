@@ -200,7 +200,7 @@ impl BidsRun {
     pub fn finish(
         &self,
         acq: &Acquisition,
-        statuses: Option<&[ChannelStatus]>,
+        statuses: &[Option<ChannelStatus>],
     ) -> Result<Vec<PathBuf>, SessionError> {
         let data = self.data_file();
         let f = std::fs::File::open(&data).map_err(io("reading", &data))?;
@@ -246,7 +246,7 @@ impl BidsRun {
 
         let mut ch = String::from("name\ttype\tunits\tsampling_frequency\tstatus\tstatus_description\n");
         for (i, s) in signals.iter().enumerate() {
-            let (status, why) = match statuses.and_then(|st| st.get(i)) {
+            let (status, why) = match statuses.get(i).and_then(Option::as_ref) {
                 Some(st) => (if st.good { "good" } else { "bad" }, tsv(&st.description)),
                 None => ("n/a", "n/a".to_string()),
             };
@@ -296,6 +296,39 @@ impl BidsRun {
             scans,
         ])
     }
+}
+
+/// Each channel's `_channels.tsv` status from the signal quality a session kept
+/// (`session_meta.json`'s `signal_quality`: `at_start.channels`, each with `label`, `status`
+/// `good`/`fair`/`bad`, `impedance_kohm`, `lead_off`, `railed`, `flat`, `rms_uv`), by label.
+/// BIDS knows `good` and `bad`: `fair` is good, and the description says it. Nothing (all
+/// `n/a`) when no quality window had been measured when the session started.
+pub fn statuses_from_quality(quality: &Value, labels: &[String]) -> Vec<Option<ChannelStatus>> {
+    let at_start = &quality["at_start"];
+    if at_start["measured_ns"].is_null() {
+        return vec![None; labels.len()];
+    }
+    let channels = at_start["channels"].as_array().map_or(&[][..], Vec::as_slice);
+    labels
+        .iter()
+        .map(|label| {
+            let c = channels.iter().find(|c| c["label"].as_str() == Some(label.as_str()))?;
+            let status = c["status"].as_str()?;
+            let mut why = vec![format!("signal quality at the start: {status}")];
+            for flag in ["lead_off", "railed", "flat"] {
+                if c[flag].as_bool() == Some(true) {
+                    why.push(flag.replace('_', "-"));
+                }
+            }
+            if let Some(z) = c["impedance_kohm"].as_f64() {
+                why.push(format!("impedance {z:.1} kOhm"));
+            }
+            if let Some(r) = c["rms_uv"].as_f64() {
+                why.push(format!("rms {r:.1} uV"));
+            }
+            Some(ChannelStatus { good: status != "bad", description: why.join("; ") })
+        })
+        .collect()
 }
 
 /// The first run number after every run of `prefix` already in `dir`.
@@ -382,6 +415,33 @@ fn write(path: &Path, text: &str) -> Result<(), SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_status_follows_the_quality_at_the_start() {
+        let labels: Vec<String> = ["Fp1", "Fp2", "C3"].iter().map(|s| s.to_string()).collect();
+        let q = json!({"at_start": {"measured_ns": 1, "channels": [
+            {"label": "Fp2", "status": "bad", "lead_off": true, "railed": false, "flat": false, "impedance_kohm": null, "rms_uv": 3.0},
+            {"label": "Fp1", "status": "fair", "lead_off": false, "railed": false, "flat": false, "impedance_kohm": 20.0, "rms_uv": null},
+        ]}});
+        let st = statuses_from_quality(&q, &labels);
+        assert_eq!(
+            st,
+            vec![
+                Some(ChannelStatus {
+                    good: true,
+                    description: "signal quality at the start: fair; impedance 20.0 kOhm".into()
+                }),
+                Some(ChannelStatus {
+                    good: false,
+                    description: "signal quality at the start: bad; lead-off; rms 3.0 uV".into()
+                }),
+                None,
+            ]
+        );
+        let unmeasured = json!({"at_start": {"measured_ns": null, "channels": q["at_start"]["channels"]}});
+        assert_eq!(statuses_from_quality(&unmeasured, &labels), vec![None, None, None]);
+        assert_eq!(statuses_from_quality(&json!({"at_start": null}), &labels), vec![None, None, None]);
+    }
 
     #[test]
     fn labels_keep_letters_and_digits_only() {

@@ -176,6 +176,10 @@ pub struct SessionMeta {
     /// Format `bids`: the run in the dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bids: Option<BidsInfo>,
+    /// Each channel's signal quality when the session started, and the latest self-test (the
+    /// daemon's `GET /api/signal-quality` and `POST /api/selftest`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_quality: Option<serde_json::Value>,
 }
 
 /// A running session's state, for the control plane.
@@ -405,6 +409,7 @@ impl Session {
                 run: run.run,
                 files: vec![relative(&file, root)],
             }),
+            signal_quality: None,
         };
         let s = Session { report: report_for(&file), dir, meta, recorder: name, file, shared: None, bids };
         s.write_meta()?;
@@ -600,7 +605,11 @@ impl Session {
         if let (Some((run, acq, root)), Some(info)) = (&self.bids, self.meta.bids.as_mut()) {
             // The sidecars describe the file as written, so they follow it even when the
             // recording failed part-way (the data up to the failure is valid).
-            match run.finish(acq, None) {
+            let statuses = match &self.meta.signal_quality {
+                Some(q) => crate::bids::statuses_from_quality(q, &self.meta.labels),
+                None => Vec::new(),
+            };
+            match run.finish(acq, &statuses) {
                 Ok(files) => info.files = files.iter().map(|f| relative(f, root)).collect(),
                 Err(e) => {
                     tracing::error!(error = %e, "The BIDS sidecars could not be written");
@@ -639,6 +648,12 @@ impl Session {
         });
         self.write_meta()?;
         Ok(self.meta)
+    }
+
+    /// Keeps the channels' signal quality at the start in `session_meta.json`.
+    pub fn set_signal_quality(&mut self, quality: serde_json::Value) -> Result<(), SessionError> {
+        self.meta.signal_quality = Some(quality);
+        self.write_meta()
     }
 
     fn write_meta(&self) -> Result<(), SessionError> {
