@@ -17,6 +17,8 @@ pub mod fft;
 pub mod file_source;
 pub mod filter;
 pub mod gain;
+pub mod lsl_sink;
+pub mod lsl_source;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
@@ -44,6 +46,8 @@ pub const BUILT_IN: &[&str] = &[
     "gain",
     "highpass",
     "lowpass",
+    "lsl_sink",
+    "lsl_source",
     "notch",
     "null_sink",
     "rereference",
