@@ -34,17 +34,31 @@ pub const CHUNKS: usize = 32;
 /// Seconds of data liblsl keeps for a slow consumer.
 const MAX_BUFFERED_S: i32 = 60;
 
-fn d_name() -> String {
-    "eegd".into()
+/// The stream name when neither `stream_name` nor the stage's `name` says.
+pub const DEFAULT_STREAM_NAME: &str = "eegd";
+
+/// The LSL stream name: `stream_name`, else the stage's own name when the file gave it one
+/// (a stage without a `name` is called by its type), else `default`.
+pub fn stream_name(
+    explicit: Option<&str>,
+    stage: &str,
+    type_name: &str,
+    default: Option<&str>,
+) -> Option<String> {
+    explicit
+        .map(str::to_string)
+        .or_else(|| (stage != type_name).then(|| stage.to_string()))
+        .or(default.map(str::to_string))
 }
 
 /// Parameters of `lsl_sink`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LslSinkParams {
-    /// The stream's name, which LSL programs resolve it by (default `eegd`).
-    #[serde(default = "d_name")]
-    pub name: String,
+    /// The stream's name, which LSL programs resolve it by, when it is not the stage's `name`
+    /// (default: the stage's `name` when the file gives one, else `eegd`).
+    #[serde(default)]
+    pub stream_name: Option<String>,
     /// The stream's content type (default `EEG`; `EEG-PSD` for spectra, `EEG-BandPower` for
     /// band powers).
     #[serde(default, rename = "type")]
@@ -84,7 +98,7 @@ struct Layout {
 
 /// Publishes packets on an LSL outlet.
 pub struct LslSink {
-    params: LslSinkParams,
+    name: String,
     source_id: String,
     type_: String,
     layout: Layout,
@@ -169,7 +183,7 @@ impl Stage for LslSink {
     fn start(&mut self) -> Result<(), StageError> {
         let err = |e: lsl::LslError| StageError::msg(format!("`lsl_sink`: {e}"));
         let mut info = lsl::StreamInfo::new(
-            &self.params.name,
+            &self.name,
             &self.type_,
             self.layout.channels,
             self.layout.rate,
@@ -181,10 +195,10 @@ impl Stage for LslSink {
         let outlet = Outlet::new(&info, MAX_BUFFERED_S).map_err(err)?;
         self.clock = ClockMap::measure(|| lsl::local_clock().unwrap_or(0.0), lsl::clock::unix_now_ns);
         self.handoff.stop.store(false, Ordering::Release);
-        let (h, ch, name) = (self.handoff.clone(), self.layout.channels, self.params.name.clone());
+        let (h, ch, name) = (self.handoff.clone(), self.layout.channels, self.name.clone());
         self.thread = Some(
             std::thread::Builder::new()
-                .name(format!("lsl:{}", self.params.name))
+                .name(format!("lsl:{}", self.name))
                 .spawn(move || run_outlet(outlet, h, ch, name))?,
         );
         Ok(())
@@ -324,7 +338,7 @@ pub fn describe(s: &StreamInfo, upstream: &[Upstream], type_: &str) -> DescNode 
     for u in upstream {
         let mut params = DescNode::new("params");
         if let serde_json::Value::Object(m) = &u.params {
-            for (k, v) in m {
+            for (k, v) in m.iter().filter(|(_, v)| !v.is_null()) {
                 params.children.push(DescNode::leaf(k, value_text(v)));
             }
         }
@@ -367,7 +381,8 @@ impl StageType for LslSink {
     const ROLE: Role = Role::Sink;
     const ACCEPTS: &'static [Kind] = Kind::ANY;
     const DOC: &'static str = "Publishes the stream as a Lab Streaming Layer outlet of float32 samples \
-        (needs liblsl at run time: found on the library path or through EEGD_LIBLSL). The description \
+        (needs liblsl at run time: found on the library path or through EEGD_LIBLSL). The stream is \
+        named by `stream_name`, else the stage's `name`, else `eegd`. The description \
         follows the XDF conventions: `channels/channel/{label, unit, type}`, `acquisition/{manufacturer, \
         model}`, and `filtering` (each upstream stage with its params, and `total_group_delay_s`). Each \
         sample carries its own acquisition time mapped onto the LSL clock, never the push time. The \
@@ -405,7 +420,8 @@ impl StageType for LslSink {
         Ok((
             LslSink {
                 source_id: p.source_id.clone().unwrap_or_else(|| default_source_id(&hostname(), cx.name)),
-                params: p.clone(),
+                name: stream_name(p.stream_name.as_deref(), cx.name, Self::NAME, Some(DEFAULT_STREAM_NAME))
+                    .unwrap_or_default(),
                 type_,
                 layout,
                 desc,
@@ -496,6 +512,14 @@ mod tests {
     }
 
     #[test]
+    fn the_stream_is_named_by_stream_name_else_the_stage_name_else_eegd() {
+        assert_eq!(stream_name(Some("s"), "box1", "lsl_sink", Some("eegd")).as_deref(), Some("s"));
+        assert_eq!(stream_name(None, "box1", "lsl_sink", Some("eegd")).as_deref(), Some("box1"));
+        assert_eq!(stream_name(None, "lsl_sink", "lsl_sink", Some("eegd")).as_deref(), Some("eegd"));
+        assert_eq!(stream_name(None, "lsl_source", "lsl_source", None), None);
+    }
+
+    #[test]
     fn default_source_id_is_the_same_every_run() {
         assert_eq!(default_source_id("pi5", "lsl_sink"), default_source_id("pi5", "lsl_sink"));
         assert_ne!(default_source_id("pi5", "a"), default_source_id("pi5", "b"));
@@ -505,7 +529,7 @@ mod tests {
     fn samples_are_transposed_and_stamped_from_their_acquisition_time() {
         let s = voltage(&["A", "B"], 0.0);
         let sink = LslSink {
-            params: LslSinkParams { name: "x".into(), type_: None, source_id: None },
+            name: "x".into(),
             source_id: String::new(),
             type_: "EEG".into(),
             layout: layout(&s),

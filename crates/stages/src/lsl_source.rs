@@ -48,9 +48,10 @@ pub struct LslSourceParams {
     /// `signal` (default) or `markers`.
     #[serde(default)]
     pub kind: LslKind,
-    /// The stream's name.
+    /// The stream's name, when it is not the stage's `name` (default: the stage's `name` when
+    /// the file gives one; otherwise any name matches).
     #[serde(default)]
-    pub name: Option<String>,
+    pub stream_name: Option<String>,
     /// The stream's content type (`EEG`, `Markers`, …).
     #[serde(default, rename = "type")]
     pub type_: Option<String>,
@@ -80,9 +81,10 @@ pub struct LslSourceParams {
 }
 
 impl LslSourceParams {
-    fn query(&self) -> Query {
+    /// The query, with the stream name from `stream_name` or the stage's name.
+    fn query(&self, stage: &str) -> Query {
         Query {
-            name: self.name.clone(),
+            name: crate::lsl_sink::stream_name(self.stream_name.as_deref(), stage, LslSource::NAME, None),
             type_: self.type_.clone(),
             source_id: self.source_id.clone(),
             predicate: self.predicate.clone(),
@@ -312,13 +314,12 @@ struct Shape {
     units: String,
 }
 
-fn shape_of(p: &LslSourceParams) -> Result<Shape, ParamError> {
+fn shape_of(p: &LslSourceParams, query: &Query) -> Result<Shape, ParamError> {
     if let (Some(channels), Some(rate)) = (p.channels, p.rate) {
         let labels = (1..=channels).map(|c| format!("Ch{c}")).collect();
         return Ok(Shape { channels, rate, labels, units: "uV".into() });
     }
-    let query = p.query();
-    let info = lsl::resolve(&query, p.timeout_s)
+    let info = lsl::resolve(query, p.timeout_s)
         .map_err(|e| ParamError::new("", e.to_string()))?
         .ok_or_else(|| {
             ParamError::new(
@@ -376,8 +377,8 @@ impl StageType for LslSource {
     const NAME: &'static str = "lsl_source";
     const ROLE: Role = Role::Source;
     const ACCEPTS: &'static [Kind] = &[];
-    const DOC: &'static str = "Reads one Lab Streaming Layer stream, found by `name`, `type`, `source_id` \
-        or an XPath `predicate` within `timeout_s` (needs liblsl at run time). `kind: signal`: a numeric \
+    const DOC: &'static str = "Reads one Lab Streaming Layer stream, found by `name` (the stage's name, or \
+        `stream_name`), `type`, `source_id` or an XPath `predicate` within `timeout_s` (needs liblsl at run time). `kind: signal`: a numeric \
         stream becomes a voltage stream with the labels, units and rate of its description (resolved \
         when the pipeline is built, unless `channels` and `rate` are given); timestamps are the first \
         sample's LSL time corrected onto this machine's clock, then + n / rate. `kind: markers`: each \
@@ -389,9 +390,6 @@ impl StageType for LslSource {
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
-        if let Err(m) = p.query().check() {
-            e.push(ParamError::new("", m));
-        }
         if p.kind == LslKind::Markers && (p.channels.is_some() || p.rate.is_some() || p.batch.is_some()) {
             e.push(ParamError::new("kind", "`channels`, `rate` and `batch` are for `kind: signal`"));
         }
@@ -403,18 +401,20 @@ impl StageType for LslSource {
         _: &[StreamInfo],
         cx: &BuildCx<'_>,
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
+        let query = p.query(cx.name);
+        query.check().map_err(|m| ParamError::new("", m))?;
         let (shape, out) = match p.kind {
             LslKind::Markers => {
                 (Shape { channels: 1, rate: 1.0, labels: Vec::new(), units: String::new() }, None)
             }
             LslKind::Signal => {
-                let shape = shape_of(p)?;
+                let shape = shape_of(p, &query)?;
                 let batch = p.batch.unwrap_or(((shape.rate / 10.0).ceil() as usize).max(16));
                 let meta = Arc::new(StreamMeta {
                     stream_id: cx.stream_id,
                     labels: shape.labels.clone(),
                     units: shape.units.clone(),
-                    sensor_id: format!("lsl:{}", p.query()),
+                    sensor_id: format!("lsl:{query}"),
                     ..Default::default()
                 });
                 let info = StreamInfo {
@@ -432,7 +432,7 @@ impl StageType for LslSource {
         Ok((
             LslSource {
                 params: p.clone(),
-                query: p.query(),
+                query,
                 channels: shape.channels,
                 rate: shape.rate,
                 meta,
@@ -497,14 +497,34 @@ mod tests {
         assert_eq!(shape_from_description_parts(3, &d).0, ["Ch1", "Ch2", "Ch3"]);
     }
 
+    fn build(params: serde_json::Value, stage: &str) -> Result<(LslSource, Option<StreamInfo>), ParamError> {
+        let p: LslSourceParams = serde_json::from_value(params).unwrap();
+        LslSource::build(&p, &[], &BuildCx { name: stage, stream_id: 0, upstream: &[] })
+    }
+
+    #[test]
+    fn the_stage_name_is_the_stream_name_unless_stream_name_says() {
+        let (s, _) = build(serde_json::json!({"kind": "markers"}), "stim").unwrap();
+        assert_eq!(s.query.to_string(), "name='stim'");
+        let (s, _) =
+            build(serde_json::json!({"kind": "markers", "stream_name": "x", "type": "M"}), "stim").unwrap();
+        assert_eq!(s.query.to_string(), "name='x' and type='M'");
+    }
+
     #[test]
     fn refuses_a_query_that_names_nothing_or_mixes_predicate_and_properties() {
-        let p: LslSourceParams = serde_json::from_value(serde_json::json!({"kind": "markers"})).unwrap();
-        assert!(!LslSource::check(&p).is_empty());
-        let p: LslSourceParams = serde_json::from_value(
-            serde_json::json!({"kind": "markers", "name": "x", "predicate": "type='M'"}),
-        )
-        .unwrap();
-        assert!(LslSource::check(&p)[0].message.contains("not both"));
+        let e = build(serde_json::json!({"kind": "markers"}), "lsl_source").err().unwrap();
+        assert!(e.message.contains("say which stream"), "{}", e.message);
+        let e = build(serde_json::json!({"kind": "markers", "predicate": "type='M'"}), "stim").err().unwrap();
+        assert!(e.message.contains("not both"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_signal_of_known_shape_builds_without_the_stream() {
+        let (_, out) =
+            build(serde_json::json!({"type": "EEG", "channels": 4, "rate": 250.0}), "lsl_source").unwrap();
+        let out = out.unwrap();
+        assert_eq!((out.channels, out.rate, out.kind), (4, 250.0, Kind::Voltage));
+        assert_eq!(out.meta.labels, ["Ch1", "Ch2", "Ch3", "Ch4"]);
     }
 }
