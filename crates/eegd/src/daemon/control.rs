@@ -213,6 +213,7 @@ impl Controller {
         let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
         let text = confine_paths(name, source, self.sessions.root())?;
         let p = if text == source { p } else { plan(name, &text).map_err(ApiError::InvalidPipeline)? };
+        super::lsl::check_liblsl(&p).map_err(ApiError::BadRequest)?;
         let mut inner = self.lock();
         if inner.recording.is_some() {
             return Err(ApiError::Conflict(

@@ -10,6 +10,7 @@ mod control;
 mod cpus;
 mod error;
 mod hub;
+pub mod lsl;
 mod metrics;
 mod session;
 
