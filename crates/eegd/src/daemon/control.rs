@@ -203,7 +203,7 @@ impl Controller {
         self.events.subscribe()
     }
 
-    fn push(&self, event: Value) {
+    pub(super) fn push(&self, event: Value) {
         let _ = self.events.send(event.to_string());
     }
 

@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// cores (docs/hardware.md, "Isolating the pipeline").
     #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
     pub server_cpus: Option<CpuList>,
+    /// Republish every marker (page, API, LSL inlets, replayed files) on an LSL marker stream
+    /// called NAME (needs liblsl; docs/lsl.md).
+    #[arg(long, value_name = "NAME")]
+    pub lsl_markers: Option<String>,
 }
 
 /// A list of CPU numbers (one argument, so clap must not read it as many).
@@ -130,6 +134,17 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         // why and start another pipeline.
         Err(e) => tracing::error!(error = %e, "The first pipeline did not start"),
     }
+    let outlet = match &args.lsl_markers {
+        Some(name) => match lsl::MarkerOutlet::open(name) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("--lsl-markers {name}: {e}");
+                return Ok(ExitCode::from(crate::cli::EXIT_INVALID));
+            }
+        },
+        None => None,
+    };
+    let mut tap = lsl::MarkerTap::start(ctl.clone(), outlet).context("starting the marker thread")?;
     // Made here, before any thread is niced or confined, so the pipelines it starts are not.
     let launcher = Launcher::start();
     let hub = Hub::start({
@@ -149,6 +164,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token));
     ctl.shutdown();
     hub.shutdown();
+    tap.shutdown();
     res.map(|_| ExitCode::SUCCESS)
 }
 
