@@ -369,3 +369,68 @@ def test_markers_example_script_sends_to_eegd(eegd_bin, tmp_path):
     finish(proc)
     text = (tmp_path / "out.markers.csv").read_text()
     assert text.count("\n") == 1 + 3, text
+
+
+def test_daemon_shows_every_marker_and_republishes_it_on_lsl(eegd_bin, tmp_path):
+    """Markers from an LSL inlet and from the API reach the control clients (the live view),
+    are counted, and come out of the daemon's LSL marker outlet (`--lsl-markers`)."""
+    import asyncio
+    import json
+
+    import requests
+    import websockets
+
+    stim, out = unique("stim"), unique("eegd-markers")
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(stim, "Markers", 1, 0, pylsl.cf_string, stim))
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        f"""stages:
+  - emulator: {{ channels: 2, rate: 250 }}
+  - to_voltage: {{}}
+  - null_sink: {{}}
+  - lsl_source: {{ name: {stim}, kind: markers }}
+recording: {{ format: csv }}
+"""
+    )
+    srv = subprocess.Popen(
+        [str(eegd_bin), "serve", "--config", str(cfg), "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"),
+         "--lsl-markers", out],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in env().items() if k != "EEGD_TOKEN"},
+    )
+    try:
+        base = srv.stdout.readline().split()[-1]
+        inlet = pylsl.StreamInlet(resolve(f"name='{out}' and type='Markers'"))
+        inlet.open_stream(10)
+        assert outlet.wait_for_consumers(20)
+
+        async def run():
+            async with websockets.connect(base.replace("http", "ws") + "/ws/control") as ws:
+                assert json.loads(await ws.recv())["event"] == "state"
+                t = pylsl.local_clock()
+                u = time.time()
+                outlet.push_sample(["from psychopy"], t)
+                while True:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    if m.get("event") == "marker":
+                        break
+                assert m["marker"]["label"] == "from psychopy"
+                assert abs(m["marker"]["timestamp_ns"] / 1e9 - u) < 2e-3
+                return t
+
+        t = asyncio.run(run())
+        text, ts = inlet.pull_sample(timeout=20)
+        assert text == ["from psychopy"] and abs(ts - t) < 2e-3
+        requests.post(f"{base}/api/recording/start", json={"participant": "lsl"}, timeout=30).raise_for_status()
+        r = requests.post(f"{base}/api/markers", json={"label": "from the page"}, timeout=30)
+        assert r.status_code == 200, r.text
+        text, _ = inlet.pull_sample(timeout=20)
+        assert text == ["from the page"]
+        requests.post(f"{base}/api/recording/stop", timeout=30).raise_for_status()
+        metrics = requests.get(f"{base}/metrics", timeout=30).text
+        assert int(re.search(r"^eegd_markers_total (\d+)$", metrics, re.M).group(1)) >= 2
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(timeout=30) == 0
