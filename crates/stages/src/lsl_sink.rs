@@ -23,6 +23,7 @@ use pipeline::{Context, Kind, Packet, Role, Stage, StageError, StageType, Stream
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -159,8 +160,9 @@ impl LslSink {
 }
 
 /// The LSL thread: pushes each queued chunk, sleeps (parked) while there is none.
-fn run_outlet(mut outlet: Outlet, h: Arc<Handoff>, channels: usize, name: String) {
+fn run_outlet(mut outlet: Outlet, h: Arc<Handoff>, channels: usize, name: String, ready: SyncSender<()>) {
     h.waker.bind_current();
+    let _ = ready.send(());
     let mut failures = 0u64;
     loop {
         h.waker.wait_until(|| !h.full.is_empty() || h.stop.load(Ordering::Acquire));
@@ -196,11 +198,14 @@ impl Stage for LslSink {
         self.clock = ClockMap::measure(|| lsl::local_clock().unwrap_or(0.0), lsl::clock::unix_now_ns);
         self.handoff.stop.store(false, Ordering::Release);
         let (h, ch, name) = (self.handoff.clone(), self.layout.channels, self.name.clone());
+        let (ready_tx, ready) = sync_channel(1);
         self.thread = Some(
             std::thread::Builder::new()
                 .name(format!("lsl:{}", self.name))
-                .spawn(move || run_outlet(outlet, h, ch, name))?,
+                .spawn(move || run_outlet(outlet, h, ch, name, ready_tx))?,
         );
+        // Returns once the thread runs, so its start-up (which allocates) is over before data.
+        ready.recv().map_err(|_| StageError::msg("`lsl_sink`: the outlet thread did not start"))?;
         Ok(())
     }
 
