@@ -548,7 +548,8 @@ mod tests {
             }),
             thread: None,
         };
-        let mut h = pipeline::testing::Harness::new("null_sink", json!({}), std::slice::from_ref(&s), 2).unwrap();
+        let mut h =
+            pipeline::testing::Harness::new("null_sink", json!({}), std::slice::from_ref(&s), 2).unwrap();
         let hdr = pipeline::Header {
             kind: Kind::Voltage,
             channels: 2,
