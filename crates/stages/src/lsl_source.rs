@@ -184,6 +184,14 @@ impl LslSource {
                     self.channels
                 )));
             }
+            if (info.nominal_srate() - self.rate).abs() > 1e-6 * self.rate {
+                return Err(StageError::msg(format!(
+                    "`lsl_source`: the stream {} runs at {} Hz, the pipeline was built for {} Hz",
+                    self.query,
+                    info.nominal_srate(),
+                    self.rate
+                )));
+            }
         }
         let mut inlet = Inlet::new(&info, 360, true).map_err(err)?;
         inlet.open(timeout_s.max(1.0)).map_err(err)?;
