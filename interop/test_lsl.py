@@ -434,3 +434,38 @@ recording: {{ format: csv }}
     finally:
         srv.send_signal(signal.SIGTERM)
         assert srv.wait(timeout=30) == 0
+
+
+def test_spectra_are_one_channel_major_sample_per_packet(eegd_bin, tmp_path):
+    name = unique("eegd-psd")
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - emulator: {{ channels: 2, rate: 250 }}
+  - to_voltage: {{}}
+  - fft: {{ size: 64, hop: 32 }}
+  - lsl_sink: {{ name: {name} }}
+  - csv_sink: {{ path: {tmp_path}/psd.csv, inputs: fft }}
+""",
+        "--duration",
+        "5",
+    )
+    inlet = pylsl.StreamInlet(resolve(f"name='{name}' and type='EEG-PSD'"), recover=False)
+    full = inlet.info(10)
+    bins = 33
+    assert full.channel_count() == 2 * bins
+    assert full.nominal_srate() == 250 / 32
+    labels = [c[0] for c in desc_channels(full)]
+    assert labels[:2] == ["Fp1:0Hz", "Fp1:3.90625Hz"] and labels[bins] == "Fp2:0Hz"
+    sample, ts = inlet.pull_sample(timeout=10)
+    assert ts
+    finish(proc)
+    with open(tmp_path / "psd.csv") as f:
+        rows = list(csv.reader(f))[1:]
+    table = {}
+    for r in rows:
+        table.setdefault(r[0], []).append(np.array(r[2:], dtype=np.float32))
+    got = np.array(sample, dtype=np.float32)
+    # The CSV spectrum with exactly these values, channel after channel.
+    assert any(len(v) == 2 and np.array_equal(np.concatenate(v), got) for v in table.values())
