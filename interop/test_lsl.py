@@ -15,7 +15,6 @@ import time
 import uuid
 
 import numpy as np
-import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 # Before pylsl reads its configuration: loopback only, for pylsl, eegd and LabRecorderCLI.
