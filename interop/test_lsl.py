@@ -10,7 +10,6 @@ import pathlib
 import re
 import signal
 import subprocess
-import threading
 import time
 import uuid
 
@@ -22,6 +21,7 @@ os.environ["LSLAPICFG"] = str(HERE / "lsl_api.cfg")
 
 import pylsl  # noqa: E402
 
+CHROMIUM = "/usr/bin/chromium"
 LIBLSL = next(pathlib.Path(pylsl.__file__).parent.glob("lib/liblsl.so*"))
 
 
@@ -374,6 +374,7 @@ def test_daemon_shows_every_marker_and_republishes_it_on_lsl(eegd_bin, tmp_path)
     """Markers from an LSL inlet and from the API reach the control clients (the live view),
     are counted, and come out of the daemon's LSL marker outlet (`--lsl-markers`)."""
     import asyncio
+    import concurrent.futures
     import json
 
     import requests
@@ -386,7 +387,7 @@ def test_daemon_shows_every_marker_and_republishes_it_on_lsl(eegd_bin, tmp_path)
         f"""stages:
   - emulator: {{ channels: 2, rate: 250 }}
   - to_voltage: {{}}
-  - null_sink: {{}}
+  - websocket_sink: {{ topic: eeg }}
   - lsl_source: {{ name: {stim}, kind: markers }}
 recording: {{ format: csv }}
 """
@@ -399,8 +400,17 @@ recording: {{ format: csv }}
         text=True,
         env={k: v for k, v in env().items() if k != "EEGD_TOKEN"},
     )
+    pw = browser = page = None
     try:
         base = srv.stdout.readline().split()[-1]
+        if pathlib.Path(CHROMIUM).exists():  # the live view too, where Debian's chromium is
+            from playwright.sync_api import sync_playwright
+
+            pw = sync_playwright().start()
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(base)
+            page.wait_for_selector('#conn[data-state="live"]', timeout=15000)
         inlet = pylsl.StreamInlet(resolve(f"name='{out}' and type='Markers'"))
         inlet.open_stream(10)
         assert outlet.wait_for_consumers(20)
@@ -419,7 +429,11 @@ recording: {{ format: csv }}
                 assert abs(m["marker"]["timestamp_ns"] / 1e9 - u) < 2e-3
                 return t
 
-        t = asyncio.run(run())
+        # On a thread of its own: Playwright's sync API keeps an event loop on this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            t = ex.submit(asyncio.run, run()).result()
+        if page:
+            page.wait_for_function("document.getElementById('st-markers').textContent === '1'", timeout=15000)
         text, ts = inlet.pull_sample(timeout=20)
         assert text == ["from psychopy"] and abs(ts - t) < 2e-3
         requests.post(f"{base}/api/recording/start", json={"participant": "lsl"}, timeout=30).raise_for_status()
@@ -427,10 +441,16 @@ recording: {{ format: csv }}
         assert r.status_code == 200, r.text
         text, _ = inlet.pull_sample(timeout=20)
         assert text == ["from the page"]
+        if page:  # the API's answer and the marker tap's event are one marker on the page
+            page.wait_for_function("document.getElementById('st-markers').textContent === '2'", timeout=15000)
         requests.post(f"{base}/api/recording/stop", timeout=30).raise_for_status()
         metrics = requests.get(f"{base}/metrics", timeout=30).text
         assert int(re.search(r"^eegd_markers_total (\d+)$", metrics, re.M).group(1)) >= 2
     finally:
+        if browser:
+            browser.close()
+        if pw:
+            pw.stop()
         srv.send_signal(signal.SIGTERM)
         assert srv.wait(timeout=30) == 0
 
