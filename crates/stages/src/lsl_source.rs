@@ -201,17 +201,16 @@ impl LslSource {
     }
 
     /// The outlet is gone for good: look for the stream again (a short wait per call).
-    fn reconnect(&mut self, cx: &Context<'_>) -> Result<Produce, StageError> {
+    fn reconnect(&mut self) -> Result<Produce, StageError> {
         self.inlet = None;
         if self.connect(PULL_WAIT_S * 5.0)? {
             tracing::info!(stream = %self.query, "LSL stream back");
         }
-        let _ = cx;
         Ok(Produce::Ready)
     }
 
     fn produce_markers(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
-        let Some(inlet) = self.inlet.as_mut() else { return self.reconnect(cx) };
+        let Some(inlet) = self.inlet.as_mut() else { return self.reconnect() };
         match inlet.pull_string(PULL_WAIT_S) {
             Ok(Some((text, ts))) => {
                 if let Ok(Some(c)) = inlet.time_correction(1.0) {
@@ -223,18 +222,18 @@ impl LslSource {
                 Ok(Produce::Ready)
             }
             Ok(None) => Ok(Produce::Ready),
-            Err(PullError::Lost) => self.reconnect(cx),
+            Err(PullError::Lost) => self.reconnect(),
             Err(PullError::Code(c)) => Err(StageError::msg(format!("`lsl_source`: liblsl error {c}"))),
         }
     }
 
     fn produce_signal(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
         let ch = self.channels;
-        let Some(inlet) = self.inlet.as_mut() else { return self.reconnect(cx) };
+        let Some(inlet) = self.inlet.as_mut() else { return self.reconnect() };
         let first = match inlet.pull_sample(&mut self.data[..ch], PULL_WAIT_S) {
             Ok(Some(ts)) => ts,
             Ok(None) => return Ok(Produce::Ready),
-            Err(PullError::Lost) => return self.reconnect(cx),
+            Err(PullError::Lost) => return self.reconnect(),
             Err(PullError::Code(c)) => {
                 return Err(StageError::msg(format!("`lsl_source`: liblsl error {c}")))
             }
