@@ -436,16 +436,22 @@ recording: {{ format: csv }}
             page.wait_for_function("document.getElementById('st-markers').textContent === '1'", timeout=15000)
         text, ts = inlet.pull_sample(timeout=20)
         assert text == ["from psychopy"] and abs(ts - t) < 2e-3
+        r = requests.post(f"{base}/api/markers", json={"label": "not recording"}, timeout=30)
+        assert r.status_code == 200 and r.json()["recorded"] is False, r.text
+        text, _ = inlet.pull_sample(timeout=20)
+        assert text == ["not recording"]
+        if page:
+            page.wait_for_function("document.getElementById('st-markers').textContent === '2'", timeout=15000)
         requests.post(f"{base}/api/recording/start", json={"participant": "lsl"}, timeout=30).raise_for_status()
         r = requests.post(f"{base}/api/markers", json={"label": "from the page"}, timeout=30)
         assert r.status_code == 200, r.text
         text, _ = inlet.pull_sample(timeout=20)
         assert text == ["from the page"]
         if page:  # the API's answer and the marker tap's event are one marker on the page
-            page.wait_for_function("document.getElementById('st-markers').textContent === '2'", timeout=15000)
+            page.wait_for_function("document.getElementById('st-markers').textContent === '3'", timeout=15000)
         requests.post(f"{base}/api/recording/stop", timeout=30).raise_for_status()
         metrics = requests.get(f"{base}/metrics", timeout=30).text
-        assert int(re.search(r"^eegd_markers_total (\d+)$", metrics, re.M).group(1)) >= 2
+        assert int(re.search(r"^eegd_markers_total (\d+)$", metrics, re.M).group(1)) >= 3
     finally:
         if browser:
             browser.close()
