@@ -238,17 +238,6 @@ def signal_at(n):
     ).astype(np.float32)
 
 
-def push_for(outlet, first, count, t_first):
-    """Pushes samples first..first+count paced in real time, each stamped on the grid."""
-    chunk = 10
-    for k in range(first, first + count, chunk):
-        n = np.arange(k, k + chunk)
-        outlet.push_chunk(signal_at(n).tolist(), (t_first + (n - first) / RATE).tolist())
-        ahead = t_first + (k + chunk - first) / RATE - pylsl.local_clock()
-        if ahead > 0:
-            time.sleep(ahead)  # pacing like a device, not waiting for a condition
-
-
 def eeg_outlet(name, sid):
     info = pylsl.StreamInfo(name, "EEG", 4, RATE, pylsl.cf_float32, sid)
     chans = info.desc().append_child("channels")
@@ -259,35 +248,80 @@ def eeg_outlet(name, sid):
     return pylsl.StreamOutlet(info)
 
 
-def test_lsl_eeg_through_bandpass_equals_scipy_and_a_restarted_outlet_is_a_counted_gap(eegd_bin, tmp_path):
+DEVICE = """
+import sys, time
+import numpy as np
+import pylsl
+name, sid, t0, count = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+RATE = %d
+def signal_at(n):
+    t = np.asarray(n)[:, None] / RATE
+    return (np.sin(2 * np.pi * np.array([3, 10, 25, 60]) * t) * np.array([40, 20, 10, 30])
+            + np.array([0, 5, -5, 100])).astype(np.float32)
+info = pylsl.StreamInfo(name, "EEG", 4, RATE, pylsl.cf_float32, sid)
+chans = info.desc().append_child("channels")
+for l in ["O1", "O2", "Pz", "Cz"]:
+    c = chans.append_child("channel")
+    c.append_child_value("label", l)
+    c.append_child_value("unit", "microvolts")
+outlet = pylsl.StreamOutlet(info)
+assert outlet.wait_for_consumers(30)
+now = pylsl.local_clock()
+first = 0 if t0 == 0 else round((now - t0) * RATE)  # the device's sample index on its clock
+start = now if t0 == 0 else t0 + first / RATE
+for k in range(first, first + count, 10):
+    n = np.arange(k, k + 10)
+    outlet.push_chunk(signal_at(n).tolist(), (start + (n - first) / RATE).tolist())
+    ahead = start + (k + 10 - first) / RATE - pylsl.local_clock()
+    if ahead > 0:
+        time.sleep(ahead)  # paced like a device
+print("done", first, start, flush=True)
+time.sleep(3600)  # until killed
+""" % RATE
+
+
+def device(name, sid, t0, count):
+    """A pylsl EEG device in a process of its own; returns it and (first index, its time)."""
+    p = subprocess.Popen(
+        [str(HERE.parent / ".venv/bin/python"), "-c", DEVICE, name, sid, repr(t0), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    line = p.stdout.readline().split()
+    assert line and line[0] == "done", f"the device did not run: {line}"
+    return p, int(line[1]), float(line[2])
+
+
+def test_lsl_eeg_through_bandpass_equals_scipy_and_a_killed_outlet_is_a_counted_gap(eegd_bin, tmp_path):
     import scipy.signal
 
     name = unique("pyeeg")
     sid = name + "-sid"
-    outlet = eeg_outlet(name, sid)
+    # The device must be there when the pipeline is built (it takes the stream's shape).
+    holder = eeg_outlet(name, sid)
     proc = start(
         eegd_bin,
         tmp_path,
         f"""stages:
-  - lsl_source: {{ name: {name}, type: EEG }}
+  - lsl_source: {{ name: {name}, type: EEG, timeout_s: 20 }}
   - bandpass: {{ low_hz: 1, high_hz: 40, order: 2 }}
   - csv_sink: {{ path: {tmp_path}/bp.csv }}
   - csv_sink: {{ name: raw, path: {tmp_path}/raw.csv, inputs: {name} }}
 """,
         "--duration",
-        "9",
+        "12",
     )
-    assert outlet.wait_for_consumers(20)
-    t = pylsl.local_clock()
-    push_for(outlet, 0, 2 * RATE, t)
-    del outlet  # the device goes away...
-    time.sleep(1.0)  # ...for a second
-    outlet = eeg_outlet(name, sid)  # and comes back with the same source_id
-    assert outlet.wait_for_consumers(20), "eegd did not reconnect"
-    t2 = pylsl.local_clock()
-    first2 = round((t2 - t) * RATE)  # the device's sample index on its own clock
-    push_for(outlet, first2, 2 * RATE, t2)
+    assert holder.wait_for_consumers(20)
+    del holder  # the stand-in goes; the device process takes over the same source_id
+    first_dev, _, t = device(name, sid, 0, 2 * RATE)
+    first_dev.kill()  # kill -9 mid-run: the outlet disappears without a goodbye
+    first_dev.wait()
+    time.sleep(1.0)  # the device is away for a second
+    second_dev, first2, _ = device(name, sid, t, 2 * RATE)
     err = finish(proc)
+    second_dev.kill()
+    second_dev.wait()
 
     _, raw, labels = read_csv(tmp_path / "raw.csv")
     _, bp, _ = read_csv(tmp_path / "bp.csv")
