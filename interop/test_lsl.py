@@ -49,8 +49,10 @@ def start(eegd_bin, tmp_path, yaml, *args, **kw):
 
 
 def finish(proc, timeout=60):
+    """Waits for `eegd run` to end: exit 0, and no stage failed on the way (a full disk, …)."""
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err
+    assert not re.search(r"Z ERROR ", err), err
     return err
 
 
