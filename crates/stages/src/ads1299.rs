@@ -262,10 +262,9 @@ pub(crate) fn gain_error(gain: u32) -> ParamError {
     ParamError::new("gain", format!("{gain} is not an ADS1299 gain (one of {GAINS:?})"))
 }
 
-/// 10-20 labels for up to 8 channels, `Ch<n>` for more.
+/// The default labels of `n` channels ([`crate::labels::default_labels`]).
 pub fn channel_labels(n: usize) -> Vec<String> {
-    const TEN_TWENTY: [&str; 8] = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"];
-    (0..n).map(|i| if n <= 8 { TEN_TWENTY[i].to_string() } else { format!("Ch{}", i + 1) }).collect()
+    crate::labels::default_labels(n)
 }
 
 /// A gain for every channel, or a list of one per channel.
@@ -416,6 +415,10 @@ pub struct Ads1299Params {
     /// Output the chip's clock on CLK for the chips after it in a chain (default false).
     #[serde(default)]
     pub clock_out: bool,
+    /// Channel labels, one per channel (default Fp1 Fp2 C3 C4 P7 P8 O1 O2, then Ch9, Ch10, …):
+    /// the names in the stream metadata, the API and the files.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// Checks the parameters common to the chip and the emulator.
@@ -607,7 +610,7 @@ impl StageType for Ads1299Source {
         };
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
-            labels: channel_labels(channels),
+            labels: crate::labels::labels(&p.labels, channels)?,
             units: "counts".into(),
             gains: (0..channels).map(|c| p.gain.of(c) as f64).collect(),
             vref: VREF,

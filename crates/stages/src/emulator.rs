@@ -116,6 +116,10 @@ pub struct EmulatorParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub samples: Option<u64>,
+    /// Channel labels, one per channel (default Fp1 Fp2 C3 C4 P7 P8 O1 O2, then Ch9, Ch10, …):
+    /// the names in the stream metadata, the API and the files.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// The emulator source: the ADS1299 driver reading a simulated chain of ceil(channels / 8)
@@ -200,7 +204,7 @@ impl StageType for Emulator {
         let dev = Ads1299::new(sim, chips).map_err(|e| ParamError::new("channels", e.to_string()))?;
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
-            labels: channel_labels(p.channels),
+            labels: crate::labels::labels(&p.labels, p.channels)?,
             units: "counts".into(),
             gains: vec![p.gain as f64; p.channels],
             vref: VREF,

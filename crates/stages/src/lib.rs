@@ -18,6 +18,7 @@ pub mod file_source;
 pub mod files;
 pub mod filter;
 pub mod gain;
+pub mod labels;
 pub mod lsl_sink;
 pub mod lsl_source;
 pub mod markers;
