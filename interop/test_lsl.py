@@ -291,7 +291,10 @@ def device(name, sid, t0, count):
         env=env(),
     )
     line = p.stdout.readline().split()
-    assert line and line[0] == "done", f"the device did not run: {line}"
+    if not line or line[0] != "done":
+        p.kill()
+        p.wait()
+        raise AssertionError(f"the device did not run: {line}")
     return p, int(line[1]), float(line[2])
 
 
@@ -321,9 +324,11 @@ def test_lsl_eeg_through_bandpass_equals_scipy_and_a_killed_outlet_is_a_counted_
     first_dev.wait()
     time.sleep(1.0)  # the device is away for a second
     second_dev, first2, _ = device(name, sid, t, 2 * RATE)
-    err = finish(proc)
-    second_dev.kill()
-    second_dev.wait()
+    try:
+        err = finish(proc)
+    finally:
+        second_dev.kill()
+        second_dev.wait()
 
     _, raw, labels = read_csv(tmp_path / "raw.csv")
     _, bp, _ = read_csv(tmp_path / "bp.csv")
