@@ -407,6 +407,9 @@ impl Inlet {
     /// `timestamps`; how many samples.
     pub fn pull_available(&mut self, data: &mut [f32], timestamps: &mut [f64]) -> Result<usize, PullError> {
         let samples = timestamps.len().min(data.len() / self.channels.max(1));
+        if samples == 0 {
+            return Ok(0);
+        }
         let mut ec = 0;
         // SAFETY: both buffers have room for `samples` samples; `ec` is a valid out-pointer.
         let got = unsafe {
