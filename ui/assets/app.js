@@ -12,6 +12,7 @@ import { TraceView } from './traces.js';
 import { SpectrumView, BandsView } from './spectrum.js';
 import { PipelineGraph, ParamEditor, edgesOf } from './pipeline.js';
 import { RecordingPanel } from './recording.js';
+import { QualityPanel } from './quality.js';
 
 const $ = id => document.getElementById(id);
 const POLL_MS = 1000;
@@ -30,6 +31,10 @@ const graph = new PipelineGraph($('graph'), name => editor.show(name));
 editor.onApplied = () => poll.now();
 // A marker the page sends comes back as a control event, like every other source's.
 const recording = new RecordingPanel({ onMarker: () => {}, onChange: () => poll.now() });
+const quality = new QualityPanel({
+  table: $('quality-table'), info: $('quality-info'), impedanceBtn: $('impedance-btn'),
+  selftestBtn: $('selftest-btn'), result: $('quality-result'), onRailed: railed => traces.setRailed(railed),
+});
 
 // ---- connection: poll the pipeline, follow /ws/control, reconnect with backoff ---------------------
 

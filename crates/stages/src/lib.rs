@@ -24,6 +24,7 @@ pub mod lsl_source;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
+pub mod quality;
 pub mod recorder;
 pub mod rereference;
 pub mod select;

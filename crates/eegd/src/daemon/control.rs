@@ -460,6 +460,8 @@ impl Controller {
             notes: req.notes.unwrap_or_default(),
             format,
         };
+        // The channels' status as the session starts (before the recorder joins).
+        let quality = super::quality::session_record(Self::running(&inner).map(|s| &**s));
         let mut session = Session::create(&dir, &mut p, &opts).map_err(session_error)?;
         if let Err(e) = self.replace(&mut inner, cfg, p) {
             let _ = session.abandon(&e.to_string());
@@ -467,6 +469,9 @@ impl Controller {
         }
         if let Some(shared) = Self::running(&inner) {
             session.attach(shared.clone());
+        }
+        if let Err(e) = session.set_signal_quality(quality) {
+            tracing::warn!(error = %e, "could not keep the signal quality in the session's meta");
         }
         let summary = session_summary(&session);
         tracing::info!(session = %session.dir().display(), "Recording started");
