@@ -89,6 +89,10 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    if let Err(e) = crate::daemon::lsl::check_liblsl(&plan) {
+        eprintln!("{}: {e}", file.display());
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let mut session = match &rec.record {
         Some(dir) => {
             let format =

@@ -346,7 +346,7 @@ impl Session {
             name.push('_');
         }
         let (stage, _) = decoded
-            .build(std::slice::from_ref(&stream), &BuildCx { name: &name, stream_id: 0 })
+            .build(std::slice::from_ref(&stream), &BuildCx { name: &name, stream_id: 0, upstream: &[] })
             .map_err(|e| SessionError::Build(format!("`{}`: {}", e.param, e.message)))?;
         let capacity = plan.runtime.queue_capacity;
         plan.stages.push(PlannedStage {

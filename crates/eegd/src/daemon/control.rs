@@ -201,7 +201,7 @@ impl Controller {
         self.events.subscribe()
     }
 
-    fn push(&self, event: Value) {
+    pub(super) fn push(&self, event: Value) {
         let _ = self.events.send(event.to_string());
     }
 
@@ -211,6 +211,7 @@ impl Controller {
         let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
         let text = confine_paths(name, source, self.sessions.root())?;
         let p = if text == source { p } else { plan(name, &text).map_err(ApiError::InvalidPipeline)? };
+        super::lsl::check_liblsl(&p).map_err(ApiError::BadRequest)?;
         let mut inner = self.lock();
         if inner.recording.is_some() {
             return Err(ApiError::Conflict(
@@ -595,7 +596,12 @@ impl Controller {
                     r.session.add_marker_at(ts, label).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
                 (r.session.dir().file_name().map(|n| n.to_string_lossy().into_owned()), placed.recorded)
             }
-            None => (None, false),
+            // Not recorded, but still a marker: the hub shows it to the live view and to an LSL
+            // marker outlet, like every other source's.
+            None => {
+                stages::markers::MarkerHub::global().post(stages::markers::Marker::new(ts, label));
+                (None, false)
+            }
         };
         let m = json!({ "label": label, "timestamp_ns": ts, "session": session, "recorded": recorded });
         self.push(json!({ "event": "marker", "marker": m }));
