@@ -30,7 +30,8 @@ bands.visible = visible;
 const editor = new ParamEditor($('editor'));
 const graph = new PipelineGraph($('graph'), name => editor.show(name));
 editor.onApplied = () => poll.now();
-const recording = new RecordingPanel({ onMarker: () => traces.addMarker(), onChange: () => poll.now() });
+// A marker the page sends comes back as a control event, like every other source's.
+const recording = new RecordingPanel({ onMarker: () => {}, onChange: () => poll.now() });
 const quality = new QualityPanel({
   table: $('quality-table'), info: $('quality-info'), impedanceBtn: $('impedance-btn'),
   selftestBtn: $('selftest-btn'), result: $('quality-result'), onRailed: railed => traces.setRailed(railed),
@@ -150,10 +151,29 @@ function onData(topic) {
   };
 }
 
+// Markers from any source (this page, the API, an LSL inlet, a replayed file) arrive as control
+// events; one event may come twice (the API's reply and the daemon's marker tap), so each
+// (time, label) is drawn once.
+const markersSeen = new Set();
+let markerCount = 0;
+function onControl(text) {
+  let msg;
+  try { msg = JSON.parse(text); } catch { return; }
+  const m = msg?.event === 'marker' ? msg.marker : null;
+  if (!m || typeof m.timestamp_ns !== 'number') return;
+  const key = `${m.timestamp_ns}|${m.label}`;
+  if (markersSeen.has(key)) return;
+  markersSeen.add(key);
+  if (markersSeen.size > 1000) markersSeen.delete(markersSeen.values().next().value);
+  traces.addMarkerAt(BigInt(Math.round(m.timestamp_ns)));
+  $('st-markers').textContent = String(++markerCount);
+}
+
 const sockets = [
   new Socket('/ws/control', {
-    // A trigger goes on the traces; any other event is a state change: show it now rather than at the next poll.
-    onMessage: text => { if (!onTrigger(text)) poll.now(); },
+    // A hardware trigger goes on the traces as one (triggers.js); any other event is a marker or a
+    // state change: show it now rather than at the next poll.
+    onMessage: text => { if (!onTrigger(text)) { onControl(text); poll.now(); } },
     onOpen: () => poll.now(),
     onClose: () => poll.now(),
   }),

@@ -25,7 +25,12 @@ fn record(dir: &std::path::Path, prepare: impl FnOnce(&Session)) -> (SessionMeta
     stages::link();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut p = plan("s.yaml", SRC).unwrap();
-    let opts = SessionOptions { participant: "P 07/ä".into(), notes: "eyes closed".into(), format: None };
+    let opts = SessionOptions {
+        participant: "P 07/ä".into(),
+        notes: "eyes closed".into(),
+        format: None,
+        ..Default::default()
+    };
     let mut s = Session::create(dir, &mut p, &opts).unwrap();
     prepare(&s);
     let pipeline = Pipeline::start(p).unwrap();
@@ -202,11 +207,12 @@ fn a_session_left_recording_is_found_interrupted() {
     let dir = s.dir().to_path_buf();
     let pipeline = Pipeline::start(p).unwrap();
     s.attach(pipeline.shared().clone());
-    s.add_marker("before the crash").unwrap();
     let null = pipeline.shared().stage("null_sink").unwrap().stats.clone();
     while null.packets_in.load(Ordering::Relaxed) < 300 {
         std::thread::sleep(Duration::from_millis(2));
     }
+    // After samples exist, so "now" is inside the recording however loaded the machine is.
+    s.add_marker("before the crash").unwrap();
     pipeline.join();
     // As after a crash: the session is never finished (its file is, by the pipeline's stop).
     drop(s);

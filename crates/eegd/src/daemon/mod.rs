@@ -11,10 +11,10 @@ mod control;
 mod cpus;
 mod error;
 mod hub;
+pub mod lsl;
 mod metrics;
 mod quality;
 mod session;
-mod triggers;
 
 use anyhow::{Context as _, Result};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// cores (docs/hardware.md, "Isolating the pipeline").
     #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
     pub server_cpus: Option<CpuList>,
+    /// Republish every marker (page, API, LSL inlets, replayed files) on an LSL marker stream
+    /// called NAME (needs liblsl; docs/lsl.md).
+    #[arg(long, value_name = "NAME")]
+    pub lsl_markers: Option<String>,
     /// A browser origin (`http://host:port`) allowed to change state and open WebSockets,
     /// besides the daemon's own; repeatable. `EEGD_ALLOW_ORIGIN` adds more, comma-separated.
     #[arg(long, value_name = "ORIGIN")]
@@ -168,13 +172,20 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         // why and start another pipeline.
         Err(e) => tracing::error!(error = %e, "The first pipeline did not start"),
     }
+    let outlet = match &args.lsl_markers {
+        Some(name) => match lsl::MarkerOutlet::open(name) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("--lsl-markers {name}: {e}");
+                return Ok(ExitCode::from(crate::cli::EXIT_INVALID));
+            }
+        },
+        None => None,
+    };
+    let mut tap = lsl::MarkerTap::start(ctl.clone(), outlet).context("starting the marker thread")?;
     // Made here, before any thread is niced or confined, so the pipelines it starts are not.
     let launcher = Launcher::start();
     let hub = Hub::start({
-        let c = server_cpus.clone();
-        move || c.enter()
-    });
-    let trigger_events = triggers::TriggerEvents::start(ctl.clone(), {
         let c = server_cpus.clone();
         move || c.enter()
     });
@@ -199,7 +210,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     rt.shutdown_timeout(SHUTDOWN_GRACE);
     ctl.shutdown();
     hub.shutdown();
-    trigger_events.shutdown();
+    tap.shutdown();
     res.map(|_| ExitCode::SUCCESS)
 }
 
