@@ -28,6 +28,9 @@ pub mod linux;
 pub mod registers;
 pub mod signal;
 pub mod sim;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 pub mod timing;
 
 pub use config::{ChannelConfig, Config};

@@ -6,38 +6,13 @@
 use embedded_hal_mock::eh1::delay::{CheckedDelay, NoopDelay, Transaction as D};
 use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
 use sensors::registers::{cmd, reg};
+use sensors::testing::{command, read, write, HOLD};
 use sensors::{Ads1299, ChannelConfig, Config, DataRate, Error, Gain};
 
-/// tSCCS: 4 tCLK of the 2.048 MHz clock, rounded up (SBAS499 Timing Requirements).
-const HOLD: u32 = 1954;
-/// `RESET`: 18 tCLK before the next command.
-const RESET_WAIT: u32 = 8790;
 /// tPOR: 2^18 tCLK.
 const POR: u32 = 128_000_000;
 /// Reference buffer settling.
 const SETTLE: u32 = 150_000_000;
-
-fn command(op: u8) -> Vec<T<u8>> {
-    let wait = if op == cmd::RESET { RESET_WAIT } else { HOLD };
-    vec![T::transaction_start(), T::write_vec(vec![op]), T::delay(wait), T::transaction_end()]
-}
-
-fn read(start: u8, response: Vec<u8>) -> Vec<T<u8>> {
-    let head = vec![cmd::RREG | start, response.len() as u8 - 1];
-    vec![
-        T::transaction_start(),
-        T::write_vec(head),
-        T::read_vec(response),
-        T::delay(HOLD),
-        T::transaction_end(),
-    ]
-}
-
-fn write(start: u8, data: &[u8]) -> Vec<T<u8>> {
-    let mut bytes = vec![cmd::WREG | start, data.len() as u8 - 1];
-    bytes.extend_from_slice(data);
-    vec![T::transaction_start(), T::write_vec(bytes), T::delay(HOLD), T::transaction_end()]
-}
 
 fn config() -> Config {
     let mut c = Config { rate: DataRate::Sps1000, ..Config::default() };

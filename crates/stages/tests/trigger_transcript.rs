@@ -5,37 +5,10 @@
 use embedded_hal_mock::eh1::delay::NoopDelay;
 use embedded_hal_mock::eh1::spi::{Mock, Transaction as T};
 use sensors::registers::{cmd, reg};
+use sensors::testing::{command, read, write, HOLD};
 use sensors::{Ads1299, ClockTracker, Config, DataRate, DrdyEvent};
 use stages::markers::{MarkerHub, Origin};
 use stages::triggers::{TriggerPins, Triggers};
-
-/// tSCCS: 4 tCLK of the 2.048 MHz clock, rounded up (SBAS499 Timing Requirements), held with
-/// chip select low after each command.
-const HOLD: u32 = 1954;
-/// `RESET`: 18 tCLK before the next command.
-const RESET_WAIT: u32 = 8790;
-
-fn command(op: u8) -> Vec<T<u8>> {
-    let wait = if op == cmd::RESET { RESET_WAIT } else { HOLD };
-    vec![T::transaction_start(), T::write_vec(vec![op]), T::delay(wait), T::transaction_end()]
-}
-
-fn read(start: u8, response: Vec<u8>) -> Vec<T<u8>> {
-    let head = vec![cmd::RREG | start, response.len() as u8 - 1];
-    vec![
-        T::transaction_start(),
-        T::write_vec(head),
-        T::read_vec(response),
-        T::delay(HOLD),
-        T::transaction_end(),
-    ]
-}
-
-fn write(start: u8, data: &[u8]) -> Vec<T<u8>> {
-    let mut bytes = vec![cmd::WREG | start, data.len() as u8 - 1];
-    bytes.extend_from_slice(data);
-    vec![T::transaction_start(), T::write_vec(bytes), T::delay(HOLD), T::transaction_end()]
-}
 
 /// One RDATAC frame: the status word (`1100`, LOFF_STATP = 0, LOFF_STATN = 0, GPIOD[4:1] =
 /// `gpio`), then eight channels of value `n`.
