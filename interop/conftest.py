@@ -1,6 +1,7 @@
 """Shared fixtures of the interop tests: the eegd binary, run from the repository root."""
 import os
 import pathlib
+import signal
 import subprocess
 
 import pytest
@@ -35,3 +36,33 @@ def run_pipeline(eegd_bin, tmp_path):
         return proc
 
     return run
+
+
+@pytest.fixture
+def serve(eegd_bin, tmp_path):
+    """Starts `eegd serve` on a pipeline (YAML text) on a free loopback port, without
+    `EEGD_TOKEN`, data under `tmp_path/data`; returns (base URL, data dir). At teardown each
+    daemon started is sent SIGTERM and must exit 0."""
+    procs = []
+
+    def start(pipeline: str) -> tuple[str, pathlib.Path]:
+        cfg = tmp_path / "pipeline.yaml"
+        cfg.write_text(pipeline)
+        data = tmp_path / "data"
+        env = {k: v for k, v in os.environ.items() if k != "EEGD_TOKEN"}
+        proc = subprocess.Popen(
+            [str(eegd_bin), "serve", "--config", str(cfg), "--bind", "127.0.0.1:0", "--data-dir", str(data)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        procs.append(proc)
+        line = proc.stdout.readline()
+        assert line.startswith("eegd listening on "), line
+        return line.split()[-1], data
+
+    yield start
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

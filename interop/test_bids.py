@@ -3,9 +3,7 @@ dataset that the BIDS validator (npm `bids-validator`, pinned in interop/package
 with no errors, and that `mne_bids.read_raw_bids` loads run by run with the right channels,
 types, units, rate, duration and events."""
 import json
-import os
 import pathlib
-import signal
 import subprocess
 import time
 
@@ -27,23 +25,9 @@ recording: {{ format: bids, task: oddball }}
 
 
 @pytest.fixture
-def daemon(eegd_bin, tmp_path):
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(PIPELINE)
-    data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k != "EEGD_TOKEN"}
-    proc = subprocess.Popen(
-        [str(eegd_bin), "serve", "--config", str(cfg), "--bind", "127.0.0.1:0", "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("eegd listening on "), line
-    yield line.split()[-1], data
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+def daemon(serve):
+    """A running `eegd serve` with the BIDS pipeline; returns (base URL, data dir)."""
+    return serve(PIPELINE)
 
 
 def wait_samples(base, n):

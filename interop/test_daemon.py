@@ -2,11 +2,8 @@
 binary data frames and the control socket (docs/protocol.md)."""
 import asyncio
 import json
-import os
 import pathlib
-import signal
 import struct
-import subprocess
 
 import pytest
 import requests
@@ -25,24 +22,9 @@ HEADER = struct.Struct("<4sHHIIdQq")  # magic, version, kind, channels, samples,
 
 
 @pytest.fixture
-def daemon(eegd_bin, tmp_path):
-    """A running `eegd serve` on a free port; yields (base URL, data dir)."""
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(PIPELINE)
-    data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k != "EEGD_TOKEN"}
-    proc = subprocess.Popen(
-        [str(eegd_bin), "serve", "--config", str(cfg), "--bind", "127.0.0.1:0", "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("eegd listening on "), line
-    yield line.split()[-1], data
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+def daemon(serve):
+    """A running `eegd serve` on a free port; returns (base URL, data dir)."""
+    return serve(PIPELINE)
 
 
 def stage(p, name):
