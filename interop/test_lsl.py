@@ -4,6 +4,7 @@ only known peer 127.0.0.1).
 
 eegd loads liblsl at run time; these tests point it at the library the pylsl wheel ships
 (`EEGD_LIBLSL`)."""
+import contextlib
 import csv
 import os
 import pathlib
@@ -46,6 +47,45 @@ def start(eegd_bin, tmp_path, yaml, *args, **kw):
         text=True,
         env=kw.get("env") or env(),
     )
+
+
+@contextlib.contextmanager
+def serving(eegd_bin, *args, env):
+    """`eegd serve` on a free loopback port with `args`, in `env` without `EEGD_TOKEN`; yields
+    its base URL, and on leaving stops it with SIGTERM, which it must exit 0 from."""
+    srv = subprocess.Popen(
+        [str(eegd_bin), "serve", "--bind", "127.0.0.1:0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in env.items() if k != "EEGD_TOKEN"},
+    )
+    try:
+        yield srv.stdout.readline().split()[-1]
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(timeout=30) == 0
+
+
+def outlet_and_csv(eegd_bin, tmp_path, emulator, stage, params, csv_name, duration, lsl_type):
+    """Runs emulator → to_voltage → `stage` (`params`, a YAML map) → `lsl_sink`, with a
+    `csv_sink` of `stage`'s output to `tmp_path/csv_name`, for `duration` s; returns the running
+    `eegd run` and an inlet (no recovery) on the outlet, resolved by its name and `lsl_type`."""
+    name = unique("eegd")
+    proc = start(
+        eegd_bin,
+        tmp_path,
+        f"""stages:
+  - emulator: {emulator}
+  - to_voltage: {{}}
+  - {stage}: {params}
+  - lsl_sink: {{ name: {name} }}
+  - csv_sink: {{ path: {tmp_path}/{csv_name}, inputs: {stage} }}
+""",
+        "--duration",
+        str(duration),
+    )
+    return proc, pylsl.StreamInlet(resolve(f"name='{name}' and type='{lsl_type}'"), recover=False)
 
 
 def finish(proc, timeout=60):
@@ -95,22 +135,16 @@ def find_row(rows, sample):
 
 
 def test_outlet_has_metadata_and_equals_the_csv_of_the_same_stage(eegd_bin, tmp_path):
-    name = unique("eegd")
-    proc = start(
+    proc, inlet = outlet_and_csv(
         eegd_bin,
         tmp_path,
-        f"""stages:
-  - emulator: {{ channels: 4, rate: 500 }}
-  - to_voltage: {{}}
-  - bandpass: {{ low_hz: 1, high_hz: 40, order: 2 }}
-  - lsl_sink: {{ name: {name} }}
-  - csv_sink: {{ path: {tmp_path}/out.csv, inputs: bandpass }}
-""",
-        "--duration",
-        "8",
+        "{ channels: 4, rate: 500 }",
+        "bandpass",
+        "{ low_hz: 1, high_hz: 40, order: 2 }",
+        "out.csv",
+        8,
+        "EEG",
     )
-    info = resolve(f"name='{name}' and type='EEG'")
-    inlet = pylsl.StreamInlet(info, recover=False)
     full = inlet.info(10)
     assert full.nominal_srate() == 500
     assert full.channel_format() == pylsl.cf_float32
@@ -365,22 +399,11 @@ def test_without_liblsl_an_lsl_pipeline_fails_with_the_documented_message(eegd_b
     )
     assert r.returncode == 0, r.stderr
     # The API: 400 with the same message, and the running pipeline goes on.
-    srv = subprocess.Popen(
-        [str(eegd_bin), "serve", "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path / "data")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={k: v for k, v in nowhere.items() if k != "EEGD_TOKEN"},
-    )
-    try:
-        base = srv.stdout.readline().split()[-1]
+    with serving(eegd_bin, "--data-dir", str(tmp_path / "data"), env=nowhere) as base:
         r = requests.post(f"{base}/api/pipeline/start", data=lsl_yaml, timeout=30)
         assert r.status_code == 400, r.text
         assert "liblsl" in r.json()["error"] and "pip install pylsl" in r.json()["error"]
         assert requests.get(f"{base}/api/pipeline", timeout=30).json()["state"] == "running"
-    finally:
-        srv.send_signal(signal.SIGTERM)
-        assert srv.wait(timeout=30) == 0
 
 
 def test_markers_example_script_sends_to_eegd(eegd_bin, tmp_path):
@@ -433,91 +456,71 @@ def test_daemon_shows_every_marker_and_republishes_it_on_lsl(eegd_bin, tmp_path)
 recording: {{ format: csv }}
 """
     )
-    srv = subprocess.Popen(
-        [str(eegd_bin), "serve", "--config", str(cfg), "--bind", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"),
-         "--lsl-markers", out],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={k: v for k, v in env().items() if k != "EEGD_TOKEN"},
-    )
-    pw = browser = page = None
-    try:
-        base = srv.stdout.readline().split()[-1]
-        if pathlib.Path(CHROMIUM).exists():  # the live view too, where Debian's chromium is
-            from playwright.sync_api import sync_playwright
+    with serving(
+        eegd_bin, "--config", str(cfg), "--data-dir", str(tmp_path / "d"), "--lsl-markers", out, env=env()
+    ) as base:
+        pw = browser = page = None
+        try:
+            if pathlib.Path(CHROMIUM).exists():  # the live view too, where Debian's chromium is
+                from playwright.sync_api import sync_playwright
 
-            pw = sync_playwright().start()
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
-            page.goto(base)
-            page.wait_for_selector('#conn[data-state="live"]', timeout=15000)
-        inlet = pylsl.StreamInlet(resolve(f"name='{out}' and type='Markers'"))
-        inlet.open_stream(10)
-        assert outlet.wait_for_consumers(20)
+                pw = sync_playwright().start()
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+                page = browser.new_page()
+                page.goto(base)
+                page.wait_for_selector('#conn[data-state="live"]', timeout=15000)
+            inlet = pylsl.StreamInlet(resolve(f"name='{out}' and type='Markers'"))
+            inlet.open_stream(10)
+            assert outlet.wait_for_consumers(20)
 
-        async def run():
-            async with websockets.connect(base.replace("http", "ws") + "/ws/control") as ws:
-                assert json.loads(await ws.recv())["event"] == "state"
-                t = pylsl.local_clock()
-                u = time.time()
-                outlet.push_sample(["from psychopy"], t)
-                while True:
-                    m = json.loads(await asyncio.wait_for(ws.recv(), 20))
-                    if m.get("event") == "marker":
-                        break
-                assert m["marker"]["label"] == "from psychopy"
-                assert abs(m["marker"]["timestamp_ns"] / 1e9 - u) < 2e-3
-                return t
+            async def run():
+                async with websockets.connect(base.replace("http", "ws") + "/ws/control") as ws:
+                    assert json.loads(await ws.recv())["event"] == "state"
+                    t = pylsl.local_clock()
+                    u = time.time()
+                    outlet.push_sample(["from psychopy"], t)
+                    while True:
+                        m = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                        if m.get("event") == "marker":
+                            break
+                    assert m["marker"]["label"] == "from psychopy"
+                    assert abs(m["marker"]["timestamp_ns"] / 1e9 - u) < 2e-3
+                    return t
 
-        # On a thread of its own: Playwright's sync API keeps an event loop on this one.
-        with concurrent.futures.ThreadPoolExecutor(1) as ex:
-            t = ex.submit(asyncio.run, run()).result()
-        if page:
-            page.wait_for_function("document.getElementById('st-markers').textContent === '1'", timeout=15000)
-        text, ts = inlet.pull_sample(timeout=20)
-        assert text == ["from psychopy"] and abs(ts - t) < 2e-3
-        r = requests.post(f"{base}/api/markers", json={"label": "not recording"}, timeout=30)
-        assert r.status_code == 200 and r.json()["recorded"] is False, r.text
-        text, _ = inlet.pull_sample(timeout=20)
-        assert text == ["not recording"]
-        if page:
-            page.wait_for_function("document.getElementById('st-markers').textContent === '2'", timeout=15000)
-        requests.post(f"{base}/api/recording/start", json={"participant": "lsl"}, timeout=30).raise_for_status()
-        r = requests.post(f"{base}/api/markers", json={"label": "from the page"}, timeout=30)
-        assert r.status_code == 200, r.text
-        text, _ = inlet.pull_sample(timeout=20)
-        assert text == ["from the page"]
-        if page:  # the API's answer and the marker tap's event are one marker on the page
-            page.wait_for_function("document.getElementById('st-markers').textContent === '3'", timeout=15000)
-        requests.post(f"{base}/api/recording/stop", timeout=30).raise_for_status()
-        metrics = requests.get(f"{base}/metrics", timeout=30).text
-        assert int(re.search(r"^eegd_markers_total (\d+)$", metrics, re.M).group(1)) >= 3
-    finally:
-        if browser:
-            browser.close()
-        if pw:
-            pw.stop()
-        srv.send_signal(signal.SIGTERM)
-        assert srv.wait(timeout=30) == 0
+            # On a thread of its own: Playwright's sync API keeps an event loop on this one.
+            with concurrent.futures.ThreadPoolExecutor(1) as ex:
+                t = ex.submit(asyncio.run, run()).result()
+            if page:
+                page.wait_for_function("document.getElementById('st-markers').textContent === '1'", timeout=15000)
+            text, ts = inlet.pull_sample(timeout=20)
+            assert text == ["from psychopy"] and abs(ts - t) < 2e-3
+            r = requests.post(f"{base}/api/markers", json={"label": "not recording"}, timeout=30)
+            assert r.status_code == 200 and r.json()["recorded"] is False, r.text
+            text, _ = inlet.pull_sample(timeout=20)
+            assert text == ["not recording"]
+            if page:
+                page.wait_for_function("document.getElementById('st-markers').textContent === '2'", timeout=15000)
+            requests.post(f"{base}/api/recording/start", json={"participant": "lsl"}, timeout=30).raise_for_status()
+            r = requests.post(f"{base}/api/markers", json={"label": "from the page"}, timeout=30)
+            assert r.status_code == 200, r.text
+            text, _ = inlet.pull_sample(timeout=20)
+            assert text == ["from the page"]
+            if page:  # the API's answer and the marker tap's event are one marker on the page
+                page.wait_for_function("document.getElementById('st-markers').textContent === '3'", timeout=15000)
+            requests.post(f"{base}/api/recording/stop", timeout=30).raise_for_status()
+            metrics = requests.get(f"{base}/metrics", timeout=30).text
+            assert int(re.search(r"^eegd_markers_total (\d+)$", metrics, re.M).group(1)) >= 3
+        finally:
+            if browser:
+                browser.close()
+            if pw:
+                pw.stop()
 
 
 def test_spectra_are_one_channel_major_sample_per_packet(eegd_bin, tmp_path):
-    name = unique("eegd-psd")
-    proc = start(
-        eegd_bin,
-        tmp_path,
-        f"""stages:
-  - emulator: {{ channels: 2, rate: 250 }}
-  - to_voltage: {{}}
-  - fft: {{ size: 64, hop: 32 }}
-  - lsl_sink: {{ name: {name} }}
-  - csv_sink: {{ path: {tmp_path}/psd.csv, inputs: fft }}
-""",
-        "--duration",
-        "5",
+    proc, inlet = outlet_and_csv(
+        eegd_bin, tmp_path, "{ channels: 2, rate: 250 }", "fft", "{ size: 64, hop: 32 }", "psd.csv", 5, "EEG-PSD"
     )
-    inlet = pylsl.StreamInlet(resolve(f"name='{name}' and type='EEG-PSD'"), recover=False)
     full = inlet.info(10)
     bins = 33
     assert full.channel_count() == 2 * bins
