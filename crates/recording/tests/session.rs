@@ -20,21 +20,32 @@ recording: { format: bdf }
 /// Markers go to every recorder in the process: the tests take turns.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Creates a session for `SRC` in `dir` with `opts`, lets `prepare` see it before the pipeline
+/// starts, then starts the pipeline and attaches the session to it.
+fn start(
+    dir: &std::path::Path,
+    opts: &SessionOptions,
+    prepare: impl FnOnce(&Session),
+) -> (Session, Pipeline) {
+    let mut p = plan("s.yaml", SRC).unwrap();
+    let mut s = Session::create(dir, &mut p, opts).unwrap();
+    prepare(&s);
+    let pipeline = Pipeline::start(p).unwrap();
+    s.attach(pipeline.shared().clone());
+    (s, pipeline)
+}
+
 /// Runs `SRC` with a session until the recorder has `samples`, marking sample 100.
 fn record(dir: &std::path::Path, prepare: impl FnOnce(&Session)) -> (SessionMeta, std::path::PathBuf) {
     stages::link();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut p = plan("s.yaml", SRC).unwrap();
     let opts = SessionOptions {
         participant: "P 07/ä".into(),
         notes: "eyes closed".into(),
         format: None,
         ..Default::default()
     };
-    let mut s = Session::create(dir, &mut p, &opts).unwrap();
-    prepare(&s);
-    let pipeline = Pipeline::start(p).unwrap();
-    s.attach(pipeline.shared().clone());
+    let (mut s, pipeline) = start(dir, &opts, prepare);
     let placed = s.add_marker("task start").unwrap();
     assert_eq!(placed.recorded, s.meta().status == "recording", "recorded while it records");
     let null = pipeline.shared().stage("null_sink").unwrap().stats.clone();
@@ -137,11 +148,9 @@ fn a_failed_recorder_shows_on_disk_while_the_pipeline_runs() {
     stages::link();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = tempfile::tempdir().unwrap();
-    let mut p = plan("s.yaml", SRC).unwrap();
-    let mut s = Session::create(data.path(), &mut p, &SessionOptions::default()).unwrap();
-    std::os::unix::fs::symlink("/dev/full", s.file()).unwrap();
-    let pipeline = Pipeline::start(p).unwrap();
-    s.attach(pipeline.shared().clone());
+    let (mut s, pipeline) = start(data.path(), &SessionOptions::default(), |s| {
+        std::os::unix::fs::symlink("/dev/full", s.file()).unwrap();
+    });
     let rec = pipeline.shared().stage("session_recorder").unwrap().stats.clone();
     while rec.state() == pipeline::stats::StageState::Running {
         std::thread::sleep(Duration::from_millis(2));
@@ -165,10 +174,7 @@ fn markers_outside_the_recording_are_refused_and_placed_ones_reach_the_meta_at_o
     stages::link();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = tempfile::tempdir().unwrap();
-    let mut p = plan("s.yaml", SRC).unwrap();
-    let mut s = Session::create(data.path(), &mut p, &SessionOptions::default()).unwrap();
-    let pipeline = Pipeline::start(p).unwrap();
-    s.attach(pipeline.shared().clone());
+    let (mut s, pipeline) = start(data.path(), &SessionOptions::default(), |_| {});
     let ok = s.add_marker("first").unwrap();
     assert!(ok.recorded);
     let on_disk = meta_on_disk(s.dir());
@@ -202,11 +208,8 @@ fn a_session_left_recording_is_found_interrupted() {
     );
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let data = tempfile::tempdir().unwrap();
-    let mut p = plan("s.yaml", SRC).unwrap();
-    let mut s = Session::create(data.path(), &mut p, &SessionOptions::default()).unwrap();
+    let (mut s, pipeline) = start(data.path(), &SessionOptions::default(), |_| {});
     let dir = s.dir().to_path_buf();
-    let pipeline = Pipeline::start(p).unwrap();
-    s.attach(pipeline.shared().clone());
     let null = pipeline.shared().stage("null_sink").unwrap().stats.clone();
     while null.packets_in.load(Ordering::Relaxed) < 300 {
         std::thread::sleep(Duration::from_millis(2));
