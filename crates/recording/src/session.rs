@@ -369,7 +369,7 @@ impl Session {
                 self.meta.status = if failed { "failed" } else { "complete" }.into();
             }
             self.meta.other_sinks = shared
-                .stages
+                .stages()
                 .iter()
                 .filter(|s| s.name != self.recorder && lookup(s.type_name).is_some_and(|r| r.records))
                 .map(|s| SinkOutcome {
@@ -447,18 +447,18 @@ pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, SessionMeta)>, SessionError
 /// Packets dropped by every stage and queue that feeds `stage` (transitively), and by `stage`
 /// itself while it still took packets.
 fn dropped_upstream(shared: &Shared, stage: &str) -> u64 {
-    let Some(me) = shared.stages.iter().position(|s| s.name == stage) else { return 0 };
-    let mut feeds = vec![false; shared.stages.len()];
-    let mut todo = shared.stages[me].inputs.clone();
+    let stages = shared.stages();
+    let Some(me) = stages.iter().position(|s| s.name == stage) else { return 0 };
+    let mut feeds = vec![false; stages.len()];
+    let mut todo = stages[me].inputs.clone();
     while let Some(i) = todo.pop() {
         if !std::mem::replace(&mut feeds[i], true) {
-            todo.extend(shared.stages[i].inputs.iter().copied());
+            todo.extend(stages[i].inputs.iter().copied());
         }
     }
     let names: Vec<&str> =
-        feeds.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| shared.stages[i].name.as_str()).collect();
-    let stage_drops: u64 = shared
-        .stages
+        feeds.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| stages[i].name.as_str()).collect();
+    let stage_drops: u64 = stages
         .iter()
         .filter(|s| names.contains(&s.name.as_str()))
         .map(|s| s.stats.drops.load(Ordering::Relaxed))

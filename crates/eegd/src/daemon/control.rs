@@ -333,14 +333,13 @@ impl Controller {
                 "overrides": c.overrides,
             })
         });
-        let locked_by = |shared: &Shared, i: usize| shared.locked_by(i).map(str::to_string);
         let stages: Vec<Value> = inner
             .shared
             .as_ref()
             .map(|sh| {
-                sh.stages
-                    .iter()
-                    .zip(sh.stage_snapshots())
+                let topo = sh.stages();
+                topo.iter()
+                    .zip(topo.snapshots())
                     .enumerate()
                     .map(|(i, (info, snap))| {
                         let out = info.output.as_ref().map(|o| {
@@ -354,13 +353,13 @@ impl Controller {
                                 "bands": o.meta.bands,
                             })
                         });
-                        let by = locked_by(sh, i);
+                        let by = topo.locked_by(i);
                         json!({
                             "name": info.name,
                             "type": info.type_name,
                             "role": info.role,
                             "group": info.group,
-                            "inputs": info.inputs.iter().map(|&j| &sh.stages[j].name).collect::<Vec<_>>(),
+                            "inputs": info.inputs.iter().map(|&j| &topo[j].name).collect::<Vec<_>>(),
                             "params": inner.params.get(&info.name),
                             "locked": by.is_some(),
                             "locked_by": by,
