@@ -57,6 +57,8 @@ pub enum Applied {
         type_name: String,
         inputs: Vec<String>,
         group: String,
+        /// Its parameters, defaults filled in.
+        params: serde_json::Value,
     },
     Remove {
         stage: String,
@@ -67,6 +69,7 @@ pub enum Applied {
         stage: String,
         #[serde(rename = "type")]
         type_name: String,
+        params: serde_json::Value,
     },
 }
 
@@ -409,6 +412,7 @@ impl Shared {
             .collect();
         let mut stage = p.stage;
         stage.start().map_err(|source| EditError::Start { stage: p.name.clone(), source })?;
+        let params = stage.params_json();
         nt.stages.push(StageInfo {
             name: p.name.clone(),
             type_name: p.type_name,
@@ -454,6 +458,7 @@ impl Shared {
             type_name: p.type_name.to_string(),
             inputs: p.inputs.iter().map(|&j| t[j].name.clone()).collect(),
             group: p.group.clone(),
+            params,
         };
         self.publish(nt);
         tracing::info!(stage = %p.name, group = %p.group, "Stage added");
@@ -576,6 +581,7 @@ impl Shared {
         let mut stage = p.stage;
         stage.start().map_err(|source| EditError::Start { stage: name.to_string(), source })?;
         let locked = stage.is_locked();
+        let params = stage.params_json();
         let (back, applied) =
             send(&t.groups[old.group_index], EditOp::Replace { slot: old.local, stage, pool })?;
         drop(back);
@@ -588,7 +594,7 @@ impl Shared {
         nt.stages[x].locked = Arc::new(AtomicBool::new(locked));
         self.publish(nt);
         tracing::info!(stage = %name, r#type = %p.type_name, "Stage replaced");
-        Ok(Applied::Replace { stage: name.to_string(), type_name: p.type_name.to_string() })
+        Ok(Applied::Replace { stage: name.to_string(), type_name: p.type_name.to_string(), params })
     }
 }
 

@@ -58,7 +58,7 @@ fn replacing_bandpass_with_highpass_keeps_its_consumers_fed() {
     let p = start();
     let sh = p.shared().clone();
     let r = sh.replace_stage("bandpass", &decl("highpass: { hz: 0.5 }")).unwrap();
-    assert_eq!(r, Applied::Replace { stage: "bandpass".into(), type_name: "highpass".into() });
+    assert!(matches!(r, Applied::Replace { ref type_name, .. } if type_name == "highpass"), "{r:?}");
     assert_eq!(sh.stage("bandpass").unwrap().type_name, "highpass");
     let (view, slow) = (sh.stage("view").unwrap().stats, sh.stage("slow").unwrap().stats);
     let (a, b) = (view.packets_in.load(Ordering::Relaxed), slow.packets_in.load(Ordering::Relaxed));

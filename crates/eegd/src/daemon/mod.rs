@@ -8,6 +8,7 @@
 //! takes their packets from the broker's drop-oldest topics.
 mod control;
 mod cpus;
+mod edits;
 mod error;
 mod hub;
 mod metrics;
@@ -145,7 +146,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token));
+    let res =
+        rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, args.config.clone()));
     ctl.shutdown();
     hub.shutdown();
     res.map(|_| ExitCode::SUCCESS)
@@ -157,6 +159,7 @@ async fn run_server(
     hub: Arc<Hub>,
     launcher: Launcher,
     token: Option<String>,
+    config: Option<PathBuf>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
@@ -165,6 +168,9 @@ async fn run_server(
     tracing::info!(addr = %local, auth = token.is_some(), "Serving");
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = AppState { ctl: ctl.clone(), hub, launcher, token: token.map(Arc::from), shutdown: stop_rx };
+    if let Some(path) = config {
+        tokio::spawn(edits::reload_on_sighup(state.clone(), path));
+    }
     let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -201,6 +207,7 @@ fn router(state: AppState) -> Router {
         .route("/api/pipeline/start", post(start_pipeline))
         .route("/api/pipeline/stop", post(stop_pipeline))
         .route("/api/pipeline/restart", post(restart_pipeline))
+        .route("/api/pipeline/stages", post(edits::edit_stages))
         .route("/api/presets", get(presets))
         .route("/api/stages", get(stages))
         .route("/api/stages/{name}/params", patch(patch_params))
