@@ -8,7 +8,16 @@
   says what happened.
 - A session (`eegd run --record`): folder, metadata, exact pipeline text.
 - BDF written → replayed by `file_source` → written again: identical samples.
+- No padding: MNE's duration is exactly the samples written (`samples_written` in the meta).
+- A gap in the input (a CSV replayed with 100 ms missing): edfio sees a discontinuous file, MNE
+  and edfio the `gap: …` annotation where the samples are missing; the CSV markers file says it.
+- `eegd serve`: 30 markers a second for 6 s all in the file, none lengthening it; markers
+  outside the recording refused with 422; `kill -9` keeps every marker sent in the meta, and the
+  next start-up marks the session `interrupted`; a full disk (a file-size limit) shows as
+  `failed` in the API, the metrics and the session list, and stopping it answers 200 and leaves
+  the pipeline running.
 """
+import resource
 import json
 import math
 import os
@@ -97,11 +106,12 @@ def test_bdf_edf_and_csv_of_one_stream_agree_in_mne_and_edfio(eegd_bin, tmp_path
         assert raw.info["sfreq"] == RATE
         # MNE scales µV files to volts: the values compared below in µV prove the unit.
         assert all(ch["unit"] == mne.io.constants.FIFF.FIFF_UNIT_V for ch in raw.info["chs"])
-        # Whole 1 s records: the last one padded.
-        assert raw.n_times == math.ceil(n / RATE) * RATE
-        data_uv = raw.get_data()[:, :n] * 1e6
+        # Exactly the samples acquired: no padding.
+        assert raw.n_times == n
+        data_uv = raw.get_data() * 1e6
         step = steps_uv(path, edfio_read)
-        err_uv = np.abs(data_uv - csv).max(axis=1)
+        lo, hi = edfio_read(path).signals[0].physical_range
+        err_uv = np.abs(data_uv - np.clip(csv, lo, hi)).max(axis=1)
         assert np.all(err_uv <= step), f"{ext}: error {err_uv} µV exceeds one step {step}"
 
         onsets = [o for o, d in zip(raw.annotations.onset, raw.annotations.description) if d == "stimulus A"]
@@ -113,7 +123,8 @@ def test_bdf_edf_and_csv_of_one_stream_agree_in_mne_and_edfio(eegd_bin, tmp_path
         assert [s.label for s in e.signals] == labels
         assert all(s.sampling_frequency == RATE for s in e.signals)
         assert all(s.physical_dimension == "uV" for s in e.signals)
-        assert e.num_data_records == math.ceil(n / RATE)
+        assert e.num_data_records * e.data_record_duration * RATE == n
+        assert e.is_continuous
         assert [a.text for a in e.annotations] == ["stimulus A"]
 
 
@@ -188,7 +199,8 @@ def test_a_session_folder_holds_the_file_the_meta_and_the_exact_pipeline(eegd_bi
     assert [m["text"] for m in meta["markers"]] == ["eyes closed"]
     assert meta["stop_ns"] > meta["start_ns"]
     raw = mne.io.read_raw_edf(session / "recording.edf", preload=False, verbose="error")
-    assert raw.n_times == math.ceil(meta["samples_written"] / RATE) * RATE
+    assert raw.n_times == meta["samples_written"], "the file is exactly what the meta says"
+    assert meta["samples_unwritten"] == 0
     assert list(raw.annotations.description) == ["eyes closed"]
 
 
@@ -221,3 +233,196 @@ def test_bdf_replayed_and_written_again_has_identical_samples(eegd_bin, tmp_path
     assert a.starttime == b.starttime and a.startdate == b.startdate
     assert [(x.onset, x.text) for x in a.annotations] == [(x.onset, x.text) for x in b.annotations]
     assert [x.text for x in a.annotations] == ["replayed marker"]
+
+
+def test_a_gap_in_the_input_keeps_time_true_in_mne_and_edfio(eegd_bin, tmp_path):
+    # 2 s at 250 Hz, 25 samples (100 ms) missing, 2 s more.
+    t0 = 1_750_000_000
+    rows = ["timestamp,Fp1,Fp2"]
+    for i in range(1000):
+        k = i + (25 if i >= 500 else 0)
+        us = t0 * 1_000_000 + k * 4000
+        rows.append(f"{us // 1_000_000}.{us % 1_000_000:06d},{math.sin(i / 10) * 50:.3f},{i % 7}")
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    yaml = f"""stages:
+  - file_source: {{ path: {tmp_path}/in.csv, realtime: false, batch: 10, rate: 250 }}
+  - bdf_sink: {{ path: {tmp_path}/g.bdf, range_uv: 1000 }}
+  - edf_sink: {{ path: {tmp_path}/g.edf, inputs: [file_source], range_uv: 100 }}
+  - csv_sink: {{ path: {tmp_path}/g.csv, inputs: [file_source] }}
+"""
+    proc = start(eegd_bin, tmp_path, yaml)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+    marks = read_markers(tmp_path / "g.markers.csv")
+    assert marks == [(f"{t0 + 2}.000000", "gap: 25 samples not acquired")]
+    for ext, mne_read, edfio_read in [
+        ("bdf", mne.io.read_raw_bdf, edfio.read_bdf),
+        ("edf", mne.io.read_raw_edf, edfio.read_edf),
+    ]:
+        path = tmp_path / f"g.{ext}"
+        assert path.read_bytes()[192:197] == f"{ext.upper()}+D".encode()
+        e = edfio_read(path)
+        assert not e.is_continuous, "record onsets keep the gap"
+        gaps = [(a.onset, a.duration, a.text) for a in e.annotations]
+        assert gaps == [(2.0, 0.1, "gap: 25 samples not acquired")]
+        raw = mne_read(path, preload=True, verbose="error")
+        assert raw.n_times == 1000, "every sample, none invented for the gap"
+        # MNE lays records end to end: the gap annotation starts where the missing samples would.
+        ann = [(o, d) for o, d, t in zip(raw.annotations.onset, raw.annotations.duration,
+                                         raw.annotations.description) if t.startswith("gap")]
+        assert ann == [(2.0, 0.1)]
+        # The record after the gap starts at its true time, 2.1 s: each record's own onset.
+        onsets = record_onsets(path, 3 if ext == "bdf" else 2)
+        assert len(onsets) == 100 and onsets[49:51] == [1.96, 2.1]
+        assert onsets == [round(0.04 * k + (0.1 if k >= 50 else 0), 9) for k in range(100)]
+        assert raw.get_data()[0, 500] * 1e6 == pytest.approx(math.sin(50) * 50, abs=0.01 if ext == "bdf" else 0.005)
+
+
+def record_onsets(path: pathlib.Path, bps: int):
+    """Each data record's onset (s after the first), from its time-keeping TAL."""
+    b = path.read_bytes()
+    ns = int(b[252:256])
+    spr = [int(b[256 + ns * 216 + 8 * i: 256 + ns * 216 + 8 * i + 8]) for i in range(ns)]
+    size = sum(spr) * bps
+    ann_at = sum(spr[:-1]) * bps
+    out = []
+    for k in range((len(b) - 256 * (ns + 1)) // size):
+        rec = b[256 * (ns + 1) + k * size:][:size]
+        out.append(float(rec[ann_at:].split(b"\x14", 1)[0].decode()))
+    first = out[0]
+    return [round(o - first, 9) for o in out]
+
+
+def serve(eegd_bin, tmp_path, yaml, data, preexec_fn=None):
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(yaml)
+    env = {k: v for k, v in os.environ.items() if k != "EEGD_TOKEN"}
+    proc = subprocess.Popen(
+        [str(eegd_bin), "serve", "--config", str(cfg), "--bind", "127.0.0.1:0", "--data-dir", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=preexec_fn,
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("eegd listening on "), line
+    return proc, line.split()[-1]
+
+
+def wait_for(what, check, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = check()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+SERVE = f"""stages:
+  - emulator: {{ channels: 4, rate: {RATE}, batch: 10 }}
+  - to_voltage: {{}}
+  - null_sink: {{}}
+recording: {{ format: bdf }}
+"""
+
+
+def test_thirty_markers_a_second_are_all_in_the_file_and_none_lengthens_it(eegd_bin, tmp_path):
+    import requests
+    proc, base = serve(eegd_bin, tmp_path, SERVE, tmp_path / "data")
+    try:
+        r = requests.post(f"{base}/api/markers", json={"label": "nobody records"})
+        assert r.status_code == 200 and r.json()["recorded"] is False
+        assert requests.post(f"{base}/api/recording/start", json={"participant": "m30"}).status_code == 200
+        sent = []
+        t_start = time.monotonic()
+        while len(sent) < 180:
+            time.sleep(max(0.0, t_start + len(sent) / 30 - time.monotonic()))
+            r = requests.post(f"{base}/api/markers", json={"label": f"m{len(sent)}"})
+            assert r.status_code == 200, r.text
+            assert r.json()["recorded"] is True
+            sent.append(r.json()["timestamp_ns"])
+        assert (sent[-1] - sent[0]) / 1e9 < 6.5, "about 30 markers a second"
+        now = sent[-1]
+        for ts in [-5, now - 3600 * 10**9, now + 10 * 10**9]:
+            r = requests.post(f"{base}/api/markers", json={"label": "outside", "timestamp_ns": ts})
+            assert r.status_code == 422, (ts, r.text)
+            assert "error" in r.json()
+        r = requests.post(f"{base}/api/recording/stop")
+        assert r.status_code == 200, r.text
+        meta = r.json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert meta["status"] == "complete"
+    assert meta["markers_dropped"] == 0 and len(meta["markers"]) == len(sent) == 180
+    assert all(m["text"] != "outside" for m in meta["markers"])
+    session = pathlib.Path(meta["path"])
+    raw = mne.io.read_raw_bdf(session / "recording.bdf", preload=False, verbose="error")
+    assert raw.n_times == meta["samples_written"], "no record added for annotations"
+    assert raw.n_times / RATE == pytest.approx(raw.times[-1] + 1 / RATE)
+    got = {d: o for o, d in zip(raw.annotations.onset, raw.annotations.description)}
+    assert len(got) == len(sent), "every marker intact"
+    first = meta["first_sample_ns"]
+    for i, ts in enumerate(sent):
+        assert round(got[f"m{i}"] * RATE) == round((ts - first) * RATE / 1e9), f"m{i} at its sample"
+
+
+def test_kill_9_keeps_the_markers_and_start_up_finds_the_session_interrupted(eegd_bin, tmp_path):
+    import requests
+    data = tmp_path / "data"
+    proc, base = serve(eegd_bin, tmp_path, SERVE, data)
+    r = requests.post(f"{base}/api/recording/start", json={"participant": "k9"})
+    assert r.status_code == 200, r.text
+    folder = data / r.json()["session"]
+    for i in range(5):
+        assert requests.post(f"{base}/api/markers", json={"label": f"before kill {i}"}).json()["recorded"]
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    meta = json.loads((folder / "session_meta.json").read_text())
+    assert meta["status"] == "recording"
+    assert [m["text"] for m in meta["markers"]] == [f"before kill {i}" for i in range(5)]
+
+    proc, base = serve(eegd_bin, tmp_path, SERVE, data)
+    try:
+        listed = requests.get(f"{base}/api/recordings").json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    meta = json.loads((folder / "session_meta.json").read_text())
+    assert meta["status"] == "interrupted" and meta["error"]
+    assert listed[0]["session"] == folder.name and listed[0]["status"] == "interrupted"
+    raw = mne.io.read_raw_bdf(folder / "recording.bdf", preload=False, verbose="error")
+    assert raw.n_times == meta["samples_written"] >= RATE
+
+
+def test_a_full_disk_fails_the_session_everywhere_and_stop_answers_cleanly(eegd_bin, tmp_path):
+    import requests
+
+    def small_disk():
+        # Files may not grow past 40 kB: writes beyond fail with EFBIG, as on a full disk.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    yaml = SERVE.replace(f"channels: 4, rate: {RATE}", "channels: 8, rate: 1000")
+    proc, base = serve(eegd_bin, tmp_path, yaml, tmp_path / "data", preexec_fn=small_disk)
+    try:
+        assert requests.post(f"{base}/api/recording/start", json={}).status_code == 200
+        rec = wait_for("the recording to fail",
+                       lambda: (requests.get(f"{base}/api/pipeline").json()["recording"] or {}).get("status") == "failed"
+                       and requests.get(f"{base}/api/pipeline").json()["recording"])
+        assert "too large" in rec["error"].lower(), rec
+        p = requests.get(f"{base}/api/pipeline").json()
+        assert p["state"] == "running"
+        metrics = requests.get(f"{base}/metrics").text
+        assert "eegd_recording_active 0" in metrics and "eegd_recording_failed 1" in metrics
+        assert requests.get(f"{base}/api/recordings").json()[0]["status"] == "failed"
+        r = requests.post(f"{base}/api/markers", json={"label": "after"})
+        assert r.status_code == 200 and r.json()["recorded"] is False
+        r = requests.post(f"{base}/api/recording/stop")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "failed" and "too large" in r.json()["error"].lower()
+        assert requests.get(f"{base}/api/pipeline").json()["state"] == "running", "the pipeline goes on"
+        assert "eegd_recording_active 0" in requests.get(f"{base}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -365,3 +365,111 @@ def test_every_spike_shows_after_decimation(page):
     assert abs(got["top"] - expected_top) <= 1, got
     expected_x = got["gx"] + got["plotW"] - (80000 - 54321) / got["spp"]
     assert abs(got["topX"] - expected_x) <= 2, got
+
+
+# ---- errors where the user looks, and the layout at 1280×720 -------------------------------------
+
+@pytest.fixture()
+def small_page(browser, server):
+    """The page in a 1280×720 window, the smallest laptop screen it must serve."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 720})
+    pg = ctx.new_page()
+    pg.goto(server.url)
+    pg.wait_for_selector('#conn[data-state="live"]', timeout=15000)
+    pg.wait_for_selector('#pipeline-state[data-state="running"]', timeout=15000)
+    yield pg
+    ctx.close()
+
+
+def wait_polls(pg, n: int = 2):
+    """Waits for `n` more polls of the pipeline state (each rewrites the banner and panels)."""
+    for _ in range(n):
+        with pg.expect_response(lambda r: r.url.endswith("/api/pipeline") and r.request.method == "GET", timeout=10000):
+            pass
+
+
+def in_view_and_on_top(pg, selector: str) -> bool:
+    """True if the element is inside the window and is what a click at its centre would hit."""
+    return pg.evaluate("""sel => {
+        const el = document.querySelector(sel);
+        if (!el) return false;
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 || r.height === 0) return false;
+        if (r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) return false;
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return hit !== null && (hit === el || el.contains(hit));
+    }""", selector)
+
+
+def test_a_broken_file_load_shows_its_errors_and_they_stay(small_page, server, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("stages:\n  - emulator: { channels: 4 }\n  - notch: { hzz: 50 }\n")
+    small_page.set_input_files("#pipeline-file", str(bad))
+    small_page.wait_for_selector("#notice:not([hidden])")
+    text = small_page.locator("#notice-text").inner_text()
+    assert "broken.yaml" in text and ":3:" in text and "hzz" in text, text
+    assert in_view_and_on_top(small_page, "#notice-text")
+    wait_polls(small_page)        # the state polls that used to hide it
+    assert small_page.locator("#notice").is_visible()
+    assert server.api("GET", "/api/pipeline").json()["state"] == "running", "the running pipeline was kept"
+    small_page.click("#notice-close")
+    assert small_page.locator("#notice").is_hidden()
+
+
+def test_start_while_recording_says_why(small_page, server):
+    assert server.api("POST", "/api/recording/start", json={"participant": "P-ui"}).ok
+    small_page.wait_for_selector("#rec-pill:not([hidden])")
+    small_page.click("#pipeline-start")
+    small_page.wait_for_selector("#notice:not([hidden])")
+    assert "recording" in small_page.locator("#notice-text").inner_text()
+    wait_polls(small_page)
+    assert small_page.locator("#notice").is_visible()
+    assert server.api("POST", "/api/recording/stop").ok
+
+
+def test_recording_status_is_visible_at_1280x720(small_page, server):
+    for sel in ["#rec-toggle", "#rec-elapsed", "#rec-participant"]:
+        assert in_view_and_on_top(small_page, sel), f"{sel} is hidden or covered at 1280×720"
+    small_page.click("#rec-toggle")
+    small_page.wait_for_selector("#rec-dot.on")
+    small_page.wait_for_function("document.getElementById('rec-elapsed').textContent !== '—'")
+    for sel in ["#rec-toggle", "#rec-elapsed", "#rec-pill"]:
+        assert in_view_and_on_top(small_page, sel), f"{sel} is hidden or covered while recording"
+    assert "REC" in small_page.locator("#rec-pill").inner_text()
+    small_page.click("#rec-toggle")
+    small_page.wait_for_selector("#rec-pill[hidden]", state="attached")
+
+
+def test_top_bar_stop_asks_before_ending_a_recording(small_page, server):
+    assert server.api("POST", "/api/recording/start", json={"participant": "P-stop"}).ok
+    small_page.wait_for_selector("#rec-pill:not([hidden])")
+    asked = []
+    small_page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    small_page.click("#pipeline-stop")
+    assert asked and "recording" in asked[0]
+    state = server.api("GET", "/api/pipeline").json()
+    assert state["state"] == "running" and state["recording"], "cancelling kept the recording"
+    small_page.once("dialog", lambda d: d.accept())
+    small_page.click("#pipeline-stop")
+    small_page.wait_for_selector('#pipeline-state[data-state="stopped"]')
+    assert not server.api("GET", "/api/pipeline").json()["recording"]
+
+
+def test_editor_errors_show_at_the_top_of_the_editor(small_page, server):
+    select_stage(small_page, "bandpass")
+    field = small_page.locator('#editor [data-param="high_hz"]')
+    field.fill("0.5")
+    field.press("Enter")
+    small_page.wait_for_selector("#editor .form-msg.error")
+    assert in_view_and_on_top(small_page, "#editor .form-msg.error"), "the editor's error is below the fold"
+
+
+def test_stale_panels_look_stale_after_a_stop(small_page, server):
+    assert small_page.locator("#stale-note").is_hidden()
+    assert server.api("POST", "/api/pipeline/stop").ok
+    small_page.wait_for_selector("#stale-note:not([hidden])")
+    assert small_page.evaluate("document.body.classList.contains('stopped')")
+    opacity = small_page.evaluate("Number(getComputedStyle(document.querySelector('.trace-area')).opacity)")
+    assert opacity < 1
+    small_page.click("#pipeline-start")
+    small_page.wait_for_selector("#stale-note[hidden]", state="attached")

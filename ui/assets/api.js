@@ -1,4 +1,4 @@
-// Thin wrappers around the daemon's HTTP API (DESIGN §7). Every call rejects with an Error whose
+// Thin wrappers around the daemon's HTTP API. Every call rejects with an Error whose
 // message is the daemon's own explanation when it gave one, and whose `status` is the HTTP status.
 
 async function explain(res) {
@@ -7,8 +7,13 @@ async function explain(res) {
     const text = await res.text();
     try {
       const j = JSON.parse(text);
-      msg = j.error ?? j.message ?? (Array.isArray(j.errors) ? j.errors.map(e => e.message ?? JSON.stringify(e)).join('; ') : text);
+      msg = j.error ?? j.message ?? text;
       if (typeof msg !== 'string') msg = JSON.stringify(msg);
+      // An invalid pipeline file: every error with its line and column.
+      if (Array.isArray(j.errors) && j.errors.length) {
+        const where = e => (e.line ? `${e.file ?? ''}:${e.line}:${e.column ?? 1}: ` : '');
+        msg += '\n' + j.errors.map(e => `${where(e)}${e.message ?? JSON.stringify(e)}`).join('\n');
+      }
     } catch { if (text) msg = text; }
   } catch { /* body unreadable: keep the status line */ }
   const err = new Error(msg);

@@ -1,4 +1,4 @@
-// eegd browser UI: wires the views to the daemon's API (DESIGN §7).
+// eegd browser UI: wires the views to the daemon's API.
 //
 // Read from `GET /api/pipeline`: `state`, `error`, and per stage `name`, `type`, `params`,
 // `inputs` (names or indices; else derived from a `config.stages` list), `locked`, `locked_by`,
@@ -235,6 +235,11 @@ function applyPipeline(p) {
   banner.textContent = err ? `Pipeline failed: ${err}` : '';
   $('pipeline-start').disabled = false;
   $('pipeline-stop').disabled = state !== 'running';
+  // Stopped or failed: the traces, spectrum and bands keep their last data, marked as stale.
+  const stale = state !== 'running';
+  document.body.classList.toggle('stopped', stale);
+  $('stale-note').hidden = !stale;
+  if (stale) $('stale-note').textContent = `pipeline ${state} — last data shown`;
 
   traces.setLabels(labelsFor(p, 'eeg'));
   const bp = (p.stages ?? []).find(s => s.type === 'band_power');
@@ -288,13 +293,20 @@ async function reloadStatic() {
 
 // ---- controls ------------------------------------------------------------------------------------
 
+/** Shows the error of something the user did until it is dismissed or an action succeeds
+ * (the pipeline-state banner, which every poll rewrites, is a different place). */
+function notify(text) {
+  $('notice').hidden = !text;
+  $('notice-text').textContent = text ?? '';
+}
+$('notice-close').addEventListener('click', () => notify(null));
+
 async function run(action, what) {
   try {
     await action();
-    $('banner').hidden = true;
+    notify(null);
   } catch (e) {
-    $('banner').hidden = false;
-    $('banner').textContent = `${what}: ${e.message}`;
+    notify(`${what}: ${e.message}`);
   }
   poll.now();
 }
@@ -303,11 +315,21 @@ $('pipeline-start').addEventListener('click', () => {
   const preset = $('preset').value;
   run(() => api.startPreset(preset), `Starting ${preset || 'the pipeline'}`);
 });
-$('pipeline-stop').addEventListener('click', () => run(() => api.stop(), 'Stopping the pipeline'));
+$('pipeline-stop').addEventListener('click', () => {
+  if (recording.active && !confirm('A recording is running. Stop the pipeline and end the recording?')) return;
+  run(() => api.stop(), 'Stopping the pipeline');
+});
 $('pipeline-file').addEventListener('change', async e => {
   const file = e.target.files[0];
   if (!file) return;
-  const text = await file.text();
+  let text;
+  try {
+    text = await file.text();
+  } catch (err) {
+    notify(`Reading ${file.name}: ${err.message}`);
+    e.target.value = '';
+    return;
+  }
   const type = /\.json$/i.test(file.name) ? 'application/json' : 'application/yaml';
   run(() => api.start(text, type), `Starting ${file.name}`);
   e.target.value = '';

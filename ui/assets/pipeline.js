@@ -339,7 +339,8 @@ export class ParamEditor {
       }
       form.appendChild(row);
     }
-    c.replaceChildren(h, doc, note, form, msg);
+    // The message sits above the fields (sticky when it is an error), never below the fold.
+    c.replaceChildren(h, doc, note, msg, form);
   }
 
   async apply(stage, key, kind, nullable, input, msg) {
@@ -360,6 +361,8 @@ export class ParamEditor {
     } catch (e) {
       msg.className = 'form-msg error';
       msg.textContent = e.message;
+      input.classList.add('invalid');
+      msg.scrollIntoView({ block: 'nearest' });
       return;
     }
     msg.className = 'form-msg';
@@ -368,6 +371,7 @@ export class ParamEditor {
       await api.patchParams(stage, { [key]: value });
       msg.textContent = `${key} = ${JSON.stringify(value)} applied`;
       input.setCustomValidity('');
+      input.classList.remove('invalid');
       const s = this.current();
       if (s) s.params = { ...(s.params ?? {}), [key]: value };
       this.renderedKey = '';
@@ -375,6 +379,8 @@ export class ParamEditor {
     } catch (e) {
       msg.className = 'form-msg error';
       msg.textContent = e.status === 409 ? `Locked: ${e.message}` : e.message;
+      input.classList.add('invalid');
+      msg.scrollIntoView({ block: 'nearest' });
     }
   }
 }

@@ -71,6 +71,7 @@ export class RecordingPanel {
     $('rec-dot').classList.toggle('on', on);
     $('rec-dot').title = on ? `recording ${this.active.session ?? ''}` : 'not recording';
     $('marker-btn').disabled = !on;
+    $('rec-pill').hidden = !on;
     for (const id of ['rec-participant', 'rec-notes', 'rec-format']) $(id).disabled = on;
     this.tick();
   }
@@ -78,6 +79,8 @@ export class RecordingPanel {
   tick() {
     const a = this.active;
     $('rec-elapsed').textContent = a ? formatDuration((Date.now() - a.startedMs) / 1000) : '—';
+    // The top bar says a recording runs whatever the window size or scroll position.
+    $('rec-pill').textContent = a ? `● REC ${formatDuration((Date.now() - a.startedMs) / 1000)}` : '';
     $('rec-size').textContent = a && a.bytes !== undefined ? formatBytes(Number(a.bytes)) : '—';
     $('rec-markers').textContent = String(this.markers);
   }
@@ -169,7 +172,7 @@ export class RecordingPanel {
       // the folder relative to the data directory (sessions may sit in `recording.data_dir` folders)
       const rel = typeof s.path === 'string' && !s.path.startsWith('/') ? s.path : null;
       const dir = rel ?? pick(s, 'session') ?? name;
-      // Without a file list, the files every session folder has (DESIGN §7).
+      // Without a file list, the files every session folder has.
       // `files` may be names (the data file first, whose size is `bytes`) or objects.
       const names = pick(s, 'files') ?? [pick(s, 'data_file'), 'session_meta.json', 'pipeline.yaml'].filter(Boolean);
       const fileList = names.map((f, i) => (typeof f === 'string' ? { name: f, bytes: i === 0 ? s.bytes : undefined } : f));

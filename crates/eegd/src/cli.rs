@@ -138,7 +138,9 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         match event {
             Some(Event::Marker(ts, text)) if !text.is_empty() => match session.as_mut() {
                 Some(s) => {
-                    s.add_marker_at(ts, &text);
+                    if let Err(e) = s.add_marker_at(ts, &text) {
+                        tracing::warn!(error = %e, "Marker not recorded");
+                    }
                 }
                 None => {
                     stages::markers::MarkerHub::global().post(stages::markers::Marker::new(ts, &text));

@@ -10,8 +10,15 @@
 //!
 //! The writer writes the header at once with a record count of `-1` ("unknown", which readers
 //! resolve from the file size) and each data record as soon as it is complete, so a file whose
-//! writer was killed holds every complete record that reached the disk. [`Writer::finish`] pads
-//! and writes the last partial record and writes the true record count into the header.
+//! writer was killed holds every complete record that reached the disk. [`Writer::finish`]
+//! writes the true record count into the header.
+//!
+//! A file never holds a sample that was not given to the writer: no record is padded. The
+//! recorders choose records that divide their packets ([`record_samples_dividing`]), so every
+//! packet is whole records; a record that still does not fill (a packet of another size at the
+//! end, or before a gap) is left out of the file and counted ([`Unwritten`]). Gaps in the input
+//! make the file EDF+D/BDF+D: every record's time-keeping TAL gives its true onset, and an
+//! annotation `gap: N samples not acquired` spans the missing time.
 //!
 //! Quantisation: `physical = (digital - digital_min) × gain + physical_min` with
 //! `gain = (physical_max - physical_min) / (digital_max - digital_min)`, computed from the header
@@ -94,27 +101,55 @@ pub struct WriterConfig {
     /// Samples of each signal in one data record (see [`record_samples_for`]).
     pub record_samples: usize,
     pub signals: Vec<SignalSpec>,
-    /// Bytes of annotations per data record (rounded up to whole samples). Default 384: the
-    /// record's own onset plus a few markers of ordinary length.
+    /// Bytes of annotations in each data record besides its time-keeping TAL (at least
+    /// [`MIN_ANNOTATION_BYTES`]; see [`annotation_bytes_for`]).
     pub annotation_bytes: usize,
-    /// Annotations that may wait for a data record before [`Writer::annotate`] refuses more.
+    /// Annotations that may wait for room in a data record before [`Writer::annotate`] refuses
+    /// more.
     pub max_pending_annotations: usize,
 }
 
-/// Default bytes of the annotations signal in each data record.
-pub const ANNOTATION_BYTES: usize = 384;
+/// Least room for annotations in one data record, bytes: one annotation with a duration and
+/// [`RECORD_TEXT`] bytes of text.
+pub const MIN_ANNOTATION_BYTES: usize = TAL_OVERHEAD + RECORD_TEXT;
+
+/// Annotation text kept in a file with the least room per record, bytes (longer text is cut at
+/// a character boundary; more room per record keeps more, up to [`MAX_ANNOTATION_TEXT`]).
+pub const RECORD_TEXT: usize = 64;
+
+/// Default room for annotations per data record ([`MIN_ANNOTATION_BYTES`]).
+pub const ANNOTATION_BYTES: usize = MIN_ANNOTATION_BYTES;
 
 /// Longest annotation text kept, in bytes (longer text is cut at a character boundary).
 pub const MAX_ANNOTATION_TEXT: usize = 256;
 
+/// Room for annotations per data record so that `markers_per_s` markers a second, each with a
+/// short text (up to 24 bytes), fit in the records of that second: records of `record_s`
+/// seconds hold `record_s × markers_per_s` of them, and at least one of [`RECORD_TEXT`] bytes.
+pub fn annotation_bytes_for(record_s: f64, markers_per_s: f64) -> usize {
+    let per_record = (record_s * markers_per_s).ceil().max(0.0) as usize;
+    (per_record * (TAL_OVERHEAD + 24)).max(MIN_ANNOTATION_BYTES)
+}
+
 /// The most samples per data record, up to `max_duration_s` of them, whose duration (the header
 /// field of 8 characters) is exact: `Some(n)` with `n / rate` representable, else `None`.
 pub fn record_samples_for(rate: f64, max_duration_s: f64) -> Option<usize> {
-    if !(rate.is_finite() && rate > 0.0 && max_duration_s > 0.0) {
+    largest_exact(rate, ((rate * max_duration_s + 1e-9).floor() as usize).max(1), |_| true)
+}
+
+/// The most samples per data record that divide `packet` (so a stream of packets of `packet`
+/// samples is always whole records: nothing is ever padded or left out, and a gap between
+/// packets falls between records), last at most `max_duration_s` and have an exact duration.
+pub fn record_samples_dividing(rate: f64, packet: usize, max_duration_s: f64) -> Option<usize> {
+    let most = ((rate * max_duration_s + 1e-9).floor() as usize).min(packet);
+    largest_exact(rate, most, |n| packet.is_multiple_of(n))
+}
+
+fn largest_exact(rate: f64, most: usize, ok: impl Fn(usize) -> bool) -> Option<usize> {
+    if !(rate.is_finite() && rate > 0.0) || most == 0 {
         return None;
     }
-    let most = (rate * max_duration_s + 1e-9).floor() as usize;
-    (1..=most.max(1)).rev().find(|&n| {
+    (1..=most).rev().filter(|&n| ok(n)).find(|&n| {
         let d: f64 = fmt_num(n as f64 / rate, 8).parse().unwrap_or(0.0);
         (d * rate - n as f64).abs() < 1e-9 * n as f64
     })
@@ -225,9 +260,48 @@ impl Sample for i32 {
 
 /// Offset of the record count in the header.
 const RECORDS_AT: u64 = 236;
+/// Offset of the reserved field (`EDF+C` / `EDF+D`) in the header.
+const RESERVED_AT: u64 = 192;
+
+/// Bytes of the time-keeping TAL that opens every data record: `+` and up to 10 digits of
+/// seconds, `.` and 9 decimals, then `\x14\x14\x00`.
+pub const ONSET_TAL_BYTES: usize = 24;
+
+/// Bytes a TAL takes besides its text: onset (18), duration (`\x15` + 18), `\x14`, `\x14\x00`.
+const TAL_OVERHEAD: usize = 40;
+
+/// What [`Writer::finish`] reports about the data it could not put in the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unwritten {
+    /// Samples of each channel given to the writer but not in the file: a last data record (or
+    /// one cut short by a gap) that never filled. Never padded: they are left out and counted.
+    /// Zero when every packet holds whole data records (see [`record_samples_dividing`]).
+    pub samples: u64,
+    /// The caller's annotations still waiting for room when the file was closed.
+    pub annotations: u64,
+    /// The writer's own gap annotations still waiting (the gaps still show in record onsets).
+    pub gap_annotations: u64,
+}
 
 /// A streaming EDF+/BDF+ writer. Give it `W` buffered (`BufWriter<File>`): it writes one record
 /// at a time.
+///
+/// **No sample is invented.** Data records hold only samples given to the writer: a record
+/// that never fills (the last one, or one cut short by a gap) is left out of the file and
+/// counted ([`Unwritten::samples`]), never padded. Choose the record length with
+/// [`record_samples_dividing`] so that every packet is whole records, and nothing is ever left
+/// out.
+///
+/// **Gaps keep time true.** [`Writer::resume_at`] starts a new stretch of samples at a later
+/// time: the file becomes EDF+D/BDF+D, each data record's time-keeping TAL gives its true onset,
+/// and an annotation `gap: N samples not acquired` (with the gap's duration) marks where the
+/// samples are missing. A file without gaps is EDF+C/BDF+C once finished.
+///
+/// **Annotations never lengthen the file.** Each record has room for the time-keeping TAL and
+/// [`WriterConfig::annotation_bytes`] of annotations; annotations that do not fit wait for the
+/// next records (their onsets are absolute, so where they are stored does not move them). When
+/// [`WriterConfig::max_pending_annotations`] wait, [`Writer::annotate`] refuses more, and
+/// [`Writer::finish`] counts those still waiting: the caller counts every one it could not write.
 pub struct Writer<W: Write + Seek> {
     out: W,
     format: Format,
@@ -244,13 +318,31 @@ pub struct Writer<W: Write + Seek> {
     /// The encoded record, data then annotations.
     bytes: Vec<u8>,
     ann_bytes: usize,
+    /// Longest annotation text kept, bytes.
+    text_limit: usize,
     pending: Vec<Annotation>,
+    /// Whether each pending annotation is the writer's own (a gap's).
+    pending_gap: Vec<bool>,
     /// Text buffers of the annotations, preallocated and reused.
     free: Vec<String>,
     max_pending: usize,
     records: u64,
     /// Sub-second part of the start time, ns: the first record's onset.
     frac_ns: i64,
+    /// The caller's time origin (`start_ns`), the recording subfield, and how far after that
+    /// origin the file starts (non-zero when a gap cut short the first record: the file then
+    /// starts at the first sample it holds). Onsets the caller gives count from its origin.
+    origin_ns: i64,
+    recording: String,
+    shift_ns: i64,
+    /// Onset (ns after the first sample) of the current stretch of contiguous samples, and the
+    /// samples of it given so far (written or in the record being filled).
+    seg_onset_ns: i64,
+    seg_samples: u64,
+    /// Samples of each channel in the file (complete records).
+    written: u64,
+    discarded: u64,
+    gaps: u64,
     clipped: u64,
 }
 
@@ -264,14 +356,13 @@ impl<W: Write + Seek> Writer<W> {
             return Err(Error::Config("the rate and the samples per record must be positive".into()));
         }
         let bps = cfg.format.bytes_per_sample();
-        let ann_samples = cfg.annotation_bytes.max(64).div_ceil(bps);
+        let space = cfg.annotation_bytes.max(MIN_ANNOTATION_BYTES);
+        let ann_samples = (ONSET_TAL_BYTES + space).div_ceil(bps);
         let ann_bytes = ann_samples * bps;
         let (dmin, dmax) = cfg.format.digital_range();
         let duration = fmt_num(cfg.record_samples as f64 / cfg.rate, 8);
         let ns = cfg.signals.len() + 1;
-        let start_s = cfg.start_ns.div_euclid(1_000_000_000);
         let frac_ns = cfg.start_ns.rem_euclid(1_000_000_000);
-        let dt = crate::civil::DateTime::from_unix(start_s);
 
         let mut h = Vec::with_capacity(256 * (ns + 1));
         match cfg.format {
@@ -282,13 +373,11 @@ impl<W: Write + Seek> Writer<W> {
             }
         }
         field(&mut h, &cfg.patient, 80);
-        let month = MONTHS[(dt.month as usize).saturating_sub(1) % 12];
-        let rec = format!("Startdate {:02}-{month}-{:04} X X {}", dt.day, dt.year, cfg.recording);
-        field(&mut h, &rec, 80);
-        field(&mut h, &format!("{:02}.{:02}.{:02}", dt.day, dt.month, dt.year.rem_euclid(100)), 8);
-        field(&mut h, &format!("{:02}.{:02}.{:02}", dt.hour, dt.minute, dt.second), 8);
+        start_fields(&mut h, cfg.start_ns, &cfg.recording);
         field(&mut h, &(256 * (ns + 1)).to_string(), 8);
-        field(&mut h, if cfg.format == Format::Bdf { "BDF+C" } else { "EDF+C" }, 44);
+        // `+D` until a clean finish knows there was no gap: a file cut short by a kill may have
+        // had one, and `+D` is right for a contiguous file too.
+        field(&mut h, &reserved(cfg.format, true), 44);
         field(&mut h, "-1", 8);
         field(&mut h, &duration, 8);
         field(&mut h, &ns.to_string(), 4);
@@ -356,6 +445,8 @@ impl<W: Write + Seek> Writer<W> {
         out.write_all(&h)?;
 
         let channels = cfg.signals.len();
+        let max_pending = cfg.max_pending_annotations.max(1);
+        let text_limit = MAX_ANNOTATION_TEXT.min(space - TAL_OVERHEAD);
         Ok(Writer {
             out,
             format: cfg.format,
@@ -370,19 +461,28 @@ impl<W: Write + Seek> Writer<W> {
             fill: 0,
             bytes: vec![0; channels * cfg.record_samples * bps + ann_bytes],
             ann_bytes,
-            pending: Vec::with_capacity(cfg.max_pending_annotations.max(1)),
-            free: (0..cfg.max_pending_annotations.max(1))
-                .map(|_| String::with_capacity(MAX_ANNOTATION_TEXT + 4))
-                .collect(),
-            max_pending: cfg.max_pending_annotations.max(1),
+            text_limit,
+            pending: Vec::with_capacity(max_pending),
+            pending_gap: Vec::with_capacity(max_pending),
+            free: (0..max_pending).map(|_| String::with_capacity(text_limit + 4)).collect(),
+            max_pending,
             records: 0,
             frac_ns,
+            origin_ns: cfg.start_ns,
+            recording: cfg.recording.clone(),
+            shift_ns: 0,
+            seg_onset_ns: 0,
+            seg_samples: 0,
+            written: 0,
+            discarded: 0,
+            gaps: 0,
             clipped: 0,
         })
     }
 
-    /// Appends `samples` samples of every channel, channel-major (`data[c * samples + i]`).
-    /// Writes each data record as it completes; returns how many it wrote. Allocates nothing.
+    /// Appends `samples` samples of every channel, channel-major (`data[c * samples + i]`), right
+    /// after the samples before them. Writes each data record as it completes; returns how many
+    /// it wrote. Allocates nothing.
     pub fn write_planar<T: Sample>(&mut self, data: &[T], samples: usize) -> Result<usize, Error> {
         if data.len() < self.channels * samples {
             return Err(Error::Config(format!(
@@ -401,10 +501,12 @@ impl<W: Write + Seek> Writer<W> {
                 let dst = &mut self.record[c * self.spr + self.fill..c * self.spr + self.fill + take];
                 for (d, s) in dst.iter_mut().zip(src) {
                     let v = ((s.to_f64() - o) / g).round();
-                    *d = if v < f64::from(self.dmin) {
+                    // At or beyond a limit: the file cannot tell the value from a clipped one
+                    // (a railed channel sits exactly at full scale), so it counts as clipped.
+                    *d = if v <= f64::from(self.dmin) {
                         self.clipped += 1;
                         self.dmin
-                    } else if v > f64::from(self.dmax) {
+                    } else if v >= f64::from(self.dmax) {
                         self.clipped += 1;
                         self.dmax
                     } else {
@@ -413,6 +515,7 @@ impl<W: Write + Seek> Writer<W> {
                 }
             }
             self.fill += take;
+            self.seg_samples += take as u64;
             done += take;
             if self.fill == self.spr {
                 self.emit_record()?;
@@ -422,33 +525,118 @@ impl<W: Write + Seek> Writer<W> {
         Ok(written)
     }
 
+    /// Onset (ns after the first sample) the next sample has if it follows the last one.
+    pub fn next_onset_ns(&self) -> i64 {
+        self.seg_onset_ns + self.span_ns(self.seg_samples)
+    }
+
+    /// Starts a new stretch of samples at `onset_ns` (ns after the first sample), after a gap in
+    /// the input: records from here on carry their true onset, and an annotation marks the gap.
+    /// A record the gap cut short is left out (never padded); returns how many samples of each
+    /// channel that was (zero when packets hold whole records). `onset_ns` must not be earlier
+    /// than [`Writer::next_onset_ns`].
+    pub fn resume_at(&mut self, onset_ns: i64) -> Result<u64, Error> {
+        let from = self.next_onset_ns();
+        if onset_ns < from {
+            return Err(Error::Config(format!(
+                "resuming at {onset_ns} ns, before the last sample ({from} ns)"
+            )));
+        }
+        let cut = self.fill as u64;
+        self.discarded += cut;
+        self.fill = 0;
+        let missing = ((onset_ns - from) as f64 * self.rate / 1e9).round() as u64;
+        self.gaps += 1;
+        self.seg_onset_ns = onset_ns;
+        self.seg_samples = 0;
+        if self.records == 0 {
+            // Nothing in the file yet: it starts here, at the first sample it will hold (a
+            // reader takes the first record's onset as the start).
+            self.shift_ns = onset_ns;
+            let start = self.origin_ns + onset_ns;
+            self.frac_ns = start.rem_euclid(1_000_000_000);
+            let mut h = Vec::with_capacity(96);
+            start_fields(&mut h, start, &self.recording);
+            self.out.seek(SeekFrom::Start(RECORDING_AT))?;
+            self.out.write_all(&h)?;
+            self.out.seek(SeekFrom::End(0))?;
+        }
+        // The gap's annotation: from the first missing sample, as long as the gap. Not counted
+        // against the caller's markers; if there is no room it is the one that waits longest.
+        let mut text = [0u8; 64];
+        let mut cur = io::Cursor::new(&mut text[..]);
+        let _ = write!(cur, "gap: {missing} samples not acquired");
+        let n = cur.position() as usize;
+        let text = std::str::from_utf8(&text[..n]).unwrap_or("gap");
+        // When every slot holds a caller's annotation, the gap still shows in the record onsets
+        // (EDF+D) and in `gaps()`.
+        if self.annotate(from, Some(onset_ns - from), text).is_ok() {
+            if let Some(g) = self.pending_gap.last_mut() {
+                *g = true;
+            }
+        }
+        Ok(cut)
+    }
+
+    /// The onset of the sample nearest `onset_ns` on the current stretch's sample grid (ns
+    /// after the first sample): where an event at that time is placed.
+    pub fn nearest_sample_ns(&self, onset_ns: i64) -> i64 {
+        let k = ((onset_ns - self.seg_onset_ns) as f64 * self.rate / 1e9).round() as i64;
+        self.seg_onset_ns + (k as f64 * 1e9 / self.rate).round() as i64
+    }
+
     /// Queues an annotation for the next data record written. `onset_ns` counts from the first
-    /// sample. The text goes into a preallocated buffer (cut to [`MAX_ANNOTATION_TEXT`] bytes):
-    /// no allocation. Refuses when [`WriterConfig::max_pending_annotations`] already wait.
+    /// sample. The text goes into a preallocated buffer (cut to what one record holds, at most
+    /// [`MAX_ANNOTATION_TEXT`] bytes): no allocation. Refuses when
+    /// [`WriterConfig::max_pending_annotations`] already wait.
     pub fn annotate(&mut self, onset_ns: i64, duration_ns: Option<i64>, text: &str) -> Result<(), Error> {
         let Some(mut clean) = self.free.pop().filter(|_| self.pending.len() < self.max_pending) else {
             return Err(Error::AnnotationsFull(self.pending.len()));
         };
         clean.clear();
-        let limit = MAX_ANNOTATION_TEXT.min(self.ann_bytes.saturating_sub(64));
         for c in text.chars() {
-            if clean.len() + c.len_utf8() > limit {
+            if clean.len() + c.len_utf8() > self.text_limit {
                 break;
             }
             clean.push(if matches!(c, '\x00' | '\x14' | '\x15') { ' ' } else { c });
         }
         self.pending.push(Annotation { onset_ns, duration_ns, text: clean });
+        self.pending_gap.push(false);
         Ok(())
     }
 
-    /// The onset, ns after the first sample, of sample `index`.
+    /// The onset, ns after the first sample, of sample `index` of an unbroken recording.
     pub fn sample_onset_ns(&self, index: u64) -> i64 {
-        (index as f64 * 1e9 / self.rate).round() as i64
+        self.span_ns(index)
+    }
+
+    fn span_ns(&self, samples: u64) -> i64 {
+        (samples as f64 * 1e9 / self.rate).round() as i64
     }
 
     /// Samples of each channel accepted so far (written or waiting in the record buffer).
     pub fn samples(&self) -> u64 {
-        self.records * self.spr as u64 + self.fill as u64
+        self.written + self.fill as u64
+    }
+
+    /// Samples of each channel in the file: complete data records.
+    pub fn samples_written(&self) -> u64 {
+        self.written
+    }
+
+    /// Samples of each channel left out because a gap cut their record short.
+    pub fn samples_discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    /// Gaps marked with [`Writer::resume_at`].
+    pub fn gaps(&self) -> u64 {
+        self.gaps
+    }
+
+    /// Annotations waiting for room in the next records.
+    pub fn annotations_pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Complete data records written.
@@ -456,7 +644,18 @@ impl<W: Write + Seek> Writer<W> {
         self.records
     }
 
-    /// Values outside the physical range, written as the digital limit.
+    /// How far after the caller's origin (`start_ns`) the file starts: non-zero only when a gap
+    /// cut the first record short, so the file starts at the first sample it holds.
+    pub fn start_shift_ns(&self) -> i64 {
+        self.shift_ns
+    }
+
+    /// Samples of each channel in one data record.
+    pub fn record_samples(&self) -> usize {
+        self.spr
+    }
+
+    /// Values at or beyond the physical range's limits, written as the digital limit.
     pub fn clipped(&self) -> u64 {
         self.clipped
     }
@@ -479,30 +678,29 @@ impl<W: Write + Seek> Writer<W> {
         self.out.flush()
     }
 
-    /// Pads the partial last record (repeating each channel's last value), writes it and any
-    /// annotations still waiting, and writes the record count into the header.
-    pub fn finish(mut self) -> Result<W, Error> {
-        if self.fill > 0 || !self.pending.is_empty() {
-            loop {
-                for c in 0..self.channels {
-                    let row = &mut self.record[c * self.spr..(c + 1) * self.spr];
-                    let last = if self.fill > 0 { row[self.fill - 1] } else { row[self.spr - 1] };
-                    row[self.fill..].fill(last);
-                }
-                self.fill = self.spr;
-                self.emit_record()?;
-                if self.pending.is_empty() {
-                    break;
-                }
-            }
-        }
+    /// Writes the record count (and `+C` when there was no gap) into the header. A partial
+    /// last record is left out, and annotations still waiting are not written: both are counted
+    /// in the [`Unwritten`] returned, never padded and never given records of their own.
+    pub fn finish(mut self) -> Result<(W, Unwritten), Error> {
+        let gap_annotations = self.pending_gap.iter().filter(|&&g| g).count() as u64;
+        let unwritten = Unwritten {
+            samples: self.discarded + self.fill as u64,
+            annotations: self.pending.len() as u64 - gap_annotations,
+            gap_annotations,
+        };
         self.out.seek(SeekFrom::Start(RECORDS_AT))?;
         let mut count = Vec::with_capacity(8);
         field(&mut count, &self.records.to_string(), 8);
         self.out.write_all(&count)?;
+        if self.gaps == 0 {
+            self.out.seek(SeekFrom::Start(RESERVED_AT))?;
+            let mut r = Vec::with_capacity(44);
+            field(&mut r, &reserved(self.format, false), 44);
+            self.out.write_all(&r)?;
+        }
         self.out.seek(SeekFrom::End(0))?;
         self.out.flush()?;
-        Ok(self.out)
+        Ok((self.out, unwritten))
     }
 
     fn emit_record(&mut self) -> Result<(), Error> {
@@ -512,8 +710,11 @@ impl<W: Write + Seek> Writer<W> {
             let le = v.to_le_bytes();
             b.copy_from_slice(&le[..bps]);
         }
-        let onset = self.frac_ns + self.sample_onset_ns(self.records * self.spr as u64);
-        let frac = self.frac_ns;
+        // The record's first sample is `spr` before the last one given.
+        let onset = self.frac_ns - self.shift_ns
+            + self.seg_onset_ns
+            + self.span_ns(self.seg_samples - self.spr as u64);
+        let frac = self.frac_ns - self.shift_ns;
         let ann = &mut self.bytes[n * bps..];
         ann.fill(0);
         let mut cur = io::Cursor::new(&mut ann[..]);
@@ -543,11 +744,33 @@ impl<W: Write + Seek> Writer<W> {
         for a in self.pending.drain(..sent) {
             self.free.push(a.text);
         }
+        self.pending_gap.drain(..sent);
         self.out.write_all(&self.bytes)?;
         self.records += 1;
+        self.written += self.spr as u64;
         self.fill = 0;
         Ok(())
     }
+}
+
+/// Offset of the recording field, which the start date and time follow.
+const RECORDING_AT: u64 = 88;
+
+/// The header's recording field (80 bytes, `Startdate dd-MMM-yyyy X X <recording>`), start date
+/// and start time (8 each): the second in which the first data record starts.
+fn start_fields(h: &mut Vec<u8>, start_ns: i64, recording: &str) {
+    let dt = crate::civil::DateTime::from_unix(start_ns.div_euclid(1_000_000_000));
+    let month = MONTHS[(dt.month as usize).saturating_sub(1) % 12];
+    let rec = format!("Startdate {:02}-{month}-{:04} X X {recording}", dt.day, dt.year);
+    field(h, &rec, 80);
+    field(h, &format!("{:02}.{:02}.{:02}", dt.day, dt.month, dt.year.rem_euclid(100)), 8);
+    field(h, &format!("{:02}.{:02}.{:02}", dt.hour, dt.minute, dt.second), 8);
+}
+
+/// The header's reserved field: `EDF+C`/`BDF+C`, or `+D` for a discontinuous file.
+fn reserved(format: Format, discontinuous: bool) -> String {
+    let f = if format == Format::Bdf { "BDF" } else { "EDF" };
+    format!("{f}+{}", if discontinuous { 'D' } else { 'C' })
 }
 
 /// One signal as a file's header describes it.
@@ -738,7 +961,10 @@ impl<R: Read + Seek> Reader<R> {
             Err(_) => in_file,
         };
         input.seek(SeekFrom::Start(header_bytes))?;
-        let mut r = Reader { input, buf: vec![0; rb as usize], header, next: 0 };
+        // The header may claim records of any size; a buffer is made only for records the
+        // file holds, so it is never larger than the file.
+        let buf = if header.records > 0 { vec![0; rb as usize] } else { Vec::new() };
+        let mut r = Reader { input, buf, header, next: 0 };
         if r.header.records > 0 {
             let mut first = Record::default();
             r.read_record(&mut first)?;
@@ -854,5 +1080,9 @@ mod tests {
         assert_eq!(record_samples_for(250.0, 0.5), Some(125));
         assert_eq!(record_samples_for(4000.0 / 3.0, 1.0), Some(1333));
         assert_eq!(record_samples_for(0.0, 1.0), None);
+        assert_eq!(record_samples_dividing(4000.0, 16, 1.0), Some(16));
+        assert_eq!(record_samples_dividing(250.0, 500, 1.0), Some(250));
+        assert_eq!(record_samples_dividing(250.0, 7, 1.0), Some(7));
+        assert_eq!(record_samples_dividing(4000.0, 6000, 1.0), Some(3000));
     }
 }

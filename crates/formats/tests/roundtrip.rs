@@ -1,7 +1,11 @@
 //! Files written by the writers read back through the reader: samples within one step of the
-//! quantisation, annotations at their sample, the partial last record, and a writer that was
-//! never finished (as after a kill).
-use formats::edf::{record_samples_for, Format, Reader, Record, SignalSpec, Writer, WriterConfig};
+//! quantisation, annotations at their sample, a partial last record left out (never padded),
+//! gaps at their true time, annotations that never lengthen a file, and a writer that was never
+//! finished (as after a kill).
+use formats::edf::{
+    annotation_bytes_for, record_samples_for, Format, Reader, Record, SignalSpec, Unwritten, Writer,
+    WriterConfig,
+};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
@@ -70,7 +74,8 @@ fn write_file(
         i += n;
     }
     if finish {
-        w.finish().unwrap();
+        let (_, unwritten) = w.finish().unwrap();
+        assert_eq!(unwritten.samples, (total % 250) as u64, "the partial last record is left out");
     } else {
         w.flush().unwrap();
         drop(w); // as if killed: no finish, the header still says -1
@@ -84,8 +89,8 @@ fn check_round_trip(format: Format) {
     let mut r = Reader::open(File::open(&path).unwrap()).unwrap();
     let h = r.header().clone();
     assert_eq!(h.format, format);
-    assert_eq!(h.records_in_header, 4);
-    assert_eq!(h.records, 4);
+    assert_eq!(h.records_in_header, 3);
+    assert_eq!(h.records, 3);
     assert_eq!(h.record_duration_s, 1.0);
     assert_eq!(h.start_ns(), START_NS);
     assert_eq!(h.patient, "P01 X X X");
@@ -104,15 +109,13 @@ fn check_round_trip(format: Format) {
         }
         anns.extend(rec.annotations.iter().cloned());
     }
-    assert_eq!(onsets, [0, 1_000_000_000, 2_000_000_000, 3_000_000_000]);
+    assert_eq!(onsets, [0, 1_000_000_000, 2_000_000_000]);
     for (c, g) in got.iter().enumerate() {
-        assert_eq!(g.len(), 1000, "whole records, the last one padded");
-        for (i, v) in g.iter().enumerate().take(total) {
+        assert_eq!(g.len(), 750, "whole records only: nothing padded");
+        for (i, v) in g.iter().enumerate() {
             let want = f64::from(value(c, i, 187_500.0));
             assert!((v - want).abs() <= lsb / 2.0 + 1e-9, "ch {c} sample {i}: {v} vs {want} (lsb {lsb})");
         }
-        let last = g[total - 1];
-        assert!(g[total..].iter().all(|&v| v == last), "padding repeats the last value");
     }
     assert_eq!(anns.len(), 2);
     assert_eq!(anns[0].text, "stimulus \"A\"");
@@ -174,7 +177,124 @@ fn values_beyond_the_range_clip_and_are_counted() {
     let mut w = Writer::create(BufWriter::new(File::create(&path).unwrap()), &cfg).unwrap();
     w.write_planar(&[0.0f32, 150.0, -150.0, 99.0], 4).unwrap();
     assert_eq!(w.clipped(), 2);
+    // A railed channel sits exactly at full scale: the file cannot tell it from a clipped value.
+    w.write_planar(&[100.0f32, -100.0, 100.0, 0.0], 4).unwrap();
+    assert_eq!(w.clipped(), 5);
     w.finish().unwrap();
+}
+
+/// A file of 1-s records at 250 Hz, 1 channel, fed `samples` as they come.
+fn writer(dir: &std::path::Path, name: &str, markers_per_s: f64) -> Writer<BufWriter<File>> {
+    let mut cfg = config(Format::Bdf, 250.0, 1, 1000.0);
+    cfg.annotation_bytes = annotation_bytes_for(1.0, markers_per_s);
+    cfg.max_pending_annotations = 256;
+    Writer::create(BufWriter::new(File::create(dir.join(name)).unwrap()), &cfg).unwrap()
+}
+
+fn read_all(path: &std::path::Path) -> (formats::edf::Header, Vec<i64>, usize, Vec<formats::Annotation>) {
+    let mut r = Reader::open(File::open(path).unwrap()).unwrap();
+    let (mut rec, mut onsets, mut n, mut anns) = (Record::default(), Vec::new(), 0, Vec::new());
+    while r.read_record(&mut rec).unwrap() {
+        onsets.push(rec.onset_ns);
+        n += rec.digital[0].len();
+        anns.extend(rec.annotations.iter().cloned());
+    }
+    (r.header().clone(), onsets, n, anns)
+}
+
+#[test]
+fn thirty_markers_a_second_never_lengthen_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = writer(dir.path(), "m.bdf", 64.0);
+    let data = [0.5f32; 25];
+    for p in 0..60 {
+        // 10 packets a second, 3 markers each: 30 a second for 6 s.
+        for k in 0..3 {
+            let at = w.sample_onset_ns(p * 25 + k * 8);
+            w.annotate(at, None, &format!("stim {p}.{k}")).unwrap();
+        }
+        w.write_planar(&data, 25).unwrap();
+    }
+    let (_, unwritten) = w.finish().unwrap();
+    assert_eq!(unwritten, Unwritten::default());
+    let (h, onsets, n, anns) = read_all(&dir.path().join("m.bdf"));
+    assert_eq!((h.records, n), (6, 1500), "six seconds of samples, six records");
+    assert_eq!(onsets, (0..6).map(|s| s * 1_000_000_000).collect::<Vec<_>>());
+    assert_eq!(anns.len(), 180, "every marker in the file");
+    assert_eq!(anns[179].text, "stim 59.2");
+}
+
+#[test]
+fn annotations_beyond_the_room_wait_then_are_counted_never_padded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = writer(dir.path(), "full.bdf", 1.0);
+    let data = [0.5f32; 250];
+    for i in 0..40 {
+        w.annotate(w.sample_onset_ns(i), None, "x").unwrap();
+    }
+    w.write_planar(&data, 250).unwrap();
+    w.write_planar(&data, 250).unwrap();
+    let left = w.annotations_pending() as u64;
+    assert!(left > 0, "more than two records hold");
+    let (_, unwritten) = w.finish().unwrap();
+    assert_eq!(unwritten.annotations, left);
+    let (h, _, n, anns) = read_all(&dir.path().join("full.bdf"));
+    assert_eq!((h.records, n), (2, 500), "no record of annotations only");
+    assert_eq!(anns.len() as u64 + left, 40, "each written or counted");
+}
+
+#[test]
+fn a_gap_keeps_time_true_and_is_annotated() {
+    for format in [Format::Bdf, Format::Edf] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(format, 250.0, 1, 1000.0);
+        cfg.record_samples = 25;
+        let path = dir.path().join("g.bdf");
+        let mut w = Writer::create(BufWriter::new(File::create(&path).unwrap()), &cfg).unwrap();
+        let data: Vec<f32> = (0..50).map(|i| i as f32).collect();
+        w.write_planar(&data, 50).unwrap();
+        assert_eq!(w.next_onset_ns(), 200_000_000);
+        // 30 samples (120 ms) never arrived.
+        assert_eq!(w.resume_at(320_000_000).unwrap(), 0, "the gap fell between records");
+        w.write_planar(&data, 50).unwrap();
+        assert_eq!(w.nearest_sample_ns(329_000_000), 328_000_000, "on the new stretch's grid");
+        let (_, unwritten) = w.finish().unwrap();
+        assert_eq!(unwritten, Unwritten::default());
+        let (h, onsets, n, anns) = read_all(&path);
+        assert_eq!(n, 100);
+        assert_eq!(onsets, [0, 100_000_000, 320_000_000, 420_000_000]);
+        let reserved = std::fs::read(&path).unwrap()[192..197].to_vec();
+        assert_eq!(&reserved[3..], b"+D", "{:?}", h.format);
+        assert_eq!(anns.len(), 1);
+        assert_eq!(anns[0].text, "gap: 30 samples not acquired");
+        assert_eq!((anns[0].onset_ns, anns[0].duration_ns), (200_000_000, Some(120_000_000)));
+    }
+}
+
+#[test]
+fn a_gap_inside_a_record_leaves_the_cut_record_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(Format::Bdf, 250.0, 1, 1000.0);
+    cfg.record_samples = 25;
+    let path = dir.path().join("cut.bdf");
+    let mut w = Writer::create(BufWriter::new(File::create(&path).unwrap()), &cfg).unwrap();
+    let data = [1.0f32; 40];
+    w.write_planar(&data, 40).unwrap();
+    assert_eq!(w.resume_at(400_000_000).unwrap(), 15, "the record the gap cut short");
+    assert!(w.resume_at(0).is_err(), "time never runs back");
+    w.write_planar(&data, 25).unwrap();
+    let (_, unwritten) = w.finish().unwrap();
+    assert_eq!(unwritten.samples, 15);
+    let (_, onsets, n, _) = read_all(&path);
+    assert_eq!((n, onsets), (50, vec![0, 400_000_000]));
+}
+
+#[test]
+fn a_contiguous_file_is_plus_c_once_finished() {
+    let (_d, path) = write_file(Format::Edf, 500, 25, true);
+    assert_eq!(&std::fs::read(&path).unwrap()[192..197], b"EDF+C");
+    let (_d, path) = write_file(Format::Bdf, 500, 25, false);
+    assert_eq!(&std::fs::read(&path).unwrap()[192..197], b"BDF+D", "unknown until finished");
 }
 
 #[test]

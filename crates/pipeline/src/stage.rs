@@ -192,6 +192,9 @@ pub trait StageType: Stage + Sized {
     /// Records data (files): its inputs must never drop, so the graph builder refuses
     /// `overflow: drop_oldest` on them.
     const RECORDS: bool = false;
+    /// Opens a file (every recording sink, `file_source`): counted against
+    /// [`MAX_FILES`](crate::topology::limits::MAX_FILES).
+    const OPENS_FILE: bool = Self::RECORDS;
 
     /// Checks beyond what the schema says (cross-field rules, allowed sets).
     fn check(params: &Self::Params) -> Vec<ParamError> {
@@ -333,6 +336,8 @@ pub struct Registration {
     pub multi_input: bool,
     /// See [`StageType::RECORDS`].
     pub records: bool,
+    /// See [`StageType::OPENS_FILE`].
+    pub opens_file: bool,
     pub doc: &'static str,
     pub example: &'static str,
     /// JSON schema of the parameters.
@@ -371,6 +376,7 @@ impl Registration {
             blocking_io: T::BLOCKING_IO,
             multi_input: T::MULTI_INPUT,
             records: T::RECORDS,
+            opens_file: T::OPENS_FILE,
             doc: T::DOC,
             example: T::EXAMPLE,
             schema: schema_json::<T>,

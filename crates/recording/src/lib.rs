@@ -15,5 +15,6 @@
 mod session;
 
 pub use session::{
-    list, MarkerEntry, Session, SessionError, SessionMeta, SessionOptions, SessionStatus, SinkOutcome,
+    list, recover, MarkerEntry, MarkerOutcome, MarkerRefused, Session, SessionError, SessionMeta,
+    SessionOptions, SessionStatus, SinkOutcome, MAX_AHEAD_NS, META_FILE,
 };

@@ -1,4 +1,10 @@
 //! One recording session: its folder, its recorder stage and its metadata.
+//!
+//! `session_meta.json` always says the truth about the session: `status` is `recording` while
+//! it records, `complete` once closed cleanly, `failed` (with `error`) as soon as the recorder
+//! stopped on an error (a full disk) or the pipeline never started, and `interrupted` for a
+//! session found still `recording` when the daemon starts ([`recover`]: the process died).
+//! Markers are written to it as they come, so a kill leaves every marker sent before it.
 use formats::civil::DateTime;
 use pipeline::exec::Shared;
 use pipeline::stage::{lookup, BuildCx, ErrorPolicy, Role};
@@ -42,6 +48,21 @@ pub enum SessionError {
     Build(String),
 }
 
+/// Why a marker is not placed in the recording (it is never moved instead).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MarkerRefused {
+    #[error("the marker at {ts} ns is before the recording's first sample ({first} ns)")]
+    BeforeStart { ts: i64, first: i64 },
+    #[error("the marker at {ts} ns is more than {MAX_AHEAD_NS} ns ahead of now ({now} ns)")]
+    TooFarAhead { ts: i64, now: i64 },
+}
+
+/// How far ahead of now a marker may be stamped, ns.
+pub const MAX_AHEAD_NS: i64 = 1_000_000_000;
+
+/// How long a marker waits for the recording's first sample, at the start of a session.
+const FIRST_SAMPLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What a session is asked to record.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -80,8 +101,12 @@ pub struct SinkOutcome {
 pub struct SessionMeta {
     pub participant: String,
     pub notes: String,
-    /// `recording` while it runs, then `complete`, or `failed` if the recorder failed.
+    /// `recording` while it runs, then `complete`; `failed` as soon as the recorder stopped on
+    /// an error (see `error`); `interrupted` if the process died while it recorded.
     pub status: String,
+    /// Why the session failed or was interrupted.
+    #[serde(default)]
+    pub error: Option<String>,
     pub start_time: String,
     pub start_ns: i64,
     pub stop_time: Option<String>,
@@ -97,14 +122,27 @@ pub struct SessionMeta {
     pub units: String,
     /// The files of the session, relative to its folder.
     pub files: Vec<String>,
-    /// Samples of each channel written.
+    /// Samples of each channel in the data file (what a reader gets back).
     pub samples_written: u64,
+    /// Samples of each channel the recorder took but could not write without padding (a BDF/EDF
+    /// data record left unfilled; only with packets of varying size).
+    #[serde(default)]
+    pub samples_unwritten: u64,
+    /// Time of the file's first sample, ns since the UNIX epoch.
+    #[serde(default)]
+    pub first_sample_ns: Option<i64>,
+    /// Gaps in the input, each marked in the file.
+    #[serde(default)]
+    pub gaps: u64,
     /// Samples the recorder never got: gaps in its input's timestamps. Must be zero.
     pub samples_dropped_upstream: u64,
     /// Packets dropped by the stages and queues feeding the recorder. Must be zero.
     pub packets_dropped_upstream: u64,
-    /// Values beyond the file's physical range (written as its limit).
+    /// Values at or beyond the file's physical range (written as its limit).
     pub samples_clipped: u64,
+    /// The BDF/EDF physical range, ±µV, when `recording.range_uv` set it.
+    #[serde(default)]
+    pub range_uv: Option<f64>,
     pub markers: Vec<MarkerEntry>,
     pub markers_dropped: u64,
     /// How the session's recorder ended.
@@ -117,9 +155,20 @@ pub struct SessionMeta {
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionStatus {
     pub dir: PathBuf,
+    /// The meta's `status`: `recording` or `failed`.
+    pub status: String,
+    pub error: Option<String>,
     pub samples_written: u64,
     pub markers: usize,
     pub recorder_state: Option<String>,
+}
+
+/// A marker placed in a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkerOutcome {
+    pub entry: MarkerEntry,
+    /// False when the recorder no longer records (it failed): the marker is in the meta only.
+    pub recorded: bool,
 }
 
 /// A recording session.
@@ -234,6 +283,10 @@ impl Session {
         if format != RecordingFormat::Csv && !opts.participant.is_empty() {
             params["patient"] = serde_json::json!(format!("{} X X X", folder_safe(&opts.participant)));
         }
+        let range_uv = plan.recording.range_uv.filter(|_| format != RecordingFormat::Csv);
+        if let Some(r) = range_uv {
+            params["range_uv"] = serde_json::json!(r);
+        }
         let decoded = (reg.decode)(&Node::from_json(&params)).map_err(|d| {
             SessionError::Build(d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
         })?;
@@ -270,6 +323,7 @@ impl Session {
             participant: opts.participant.clone(),
             notes: opts.notes.clone(),
             status: "recording".into(),
+            error: None,
             start_time: rfc3339(start_ns),
             start_ns,
             stop_time: None,
@@ -283,9 +337,13 @@ impl Session {
             units: if stream.kind == Kind::Raw { "counts".into() } else { stream.meta.units.clone() },
             files,
             samples_written: 0,
+            samples_unwritten: 0,
+            first_sample_ns: None,
+            gaps: 0,
             samples_dropped_upstream: 0,
             packets_dropped_upstream: 0,
             samples_clipped: 0,
+            range_uv,
             markers: Vec::new(),
             markers_dropped: 0,
             recorder: None,
@@ -317,21 +375,92 @@ impl Session {
     }
 
     /// Puts a marker into the recording at the time of the call.
-    pub fn add_marker(&mut self, text: &str) -> MarkerEntry {
+    pub fn add_marker(&mut self, text: &str) -> Result<MarkerOutcome, MarkerRefused> {
         self.add_marker_at(now_ns(), text)
     }
 
-    /// Puts a marker into the recording at `timestamp_ns` (ns since the UNIX epoch).
-    pub fn add_marker_at(&mut self, timestamp_ns: i64, text: &str) -> MarkerEntry {
-        MarkerHub::global().post(Marker::new(timestamp_ns, text));
+    /// Puts a marker into the recording at `timestamp_ns` (ns since the UNIX epoch), or refuses
+    /// it: a marker before the recording's first sample or more than [`MAX_AHEAD_NS`] ahead of
+    /// now is not in the recording, and is never moved into it. Right after the session starts,
+    /// waits (at most 2 s) for the first sample, which says where the recording begins.
+    ///
+    /// A marker placed is written to `session_meta.json` at once (a kill loses none).
+    pub fn add_marker_at(&mut self, timestamp_ns: i64, text: &str) -> Result<MarkerOutcome, MarkerRefused> {
+        let now = now_ns();
+        if timestamp_ns > now.saturating_add(MAX_AHEAD_NS) {
+            return Err(MarkerRefused::TooFarAhead { ts: timestamp_ns, now });
+        }
+        let recording = self.refresh();
+        if recording {
+            let first = self.first_sample(FIRST_SAMPLE_WAIT).unwrap_or(self.meta.start_ns);
+            let half = (0.5e9 / self.meta.rate.max(1e-9)) as i64;
+            if timestamp_ns < first - half {
+                return Err(MarkerRefused::BeforeStart { ts: timestamp_ns, first });
+            }
+            MarkerHub::global().post(Marker::new(timestamp_ns, text));
+        }
         let e = MarkerEntry { timestamp_ns, time: rfc3339(timestamp_ns), text: text.to_string() };
         self.meta.markers.push(e.clone());
-        e
+        if let Err(err) = self.write_meta() {
+            tracing::error!(error = %err, "The session's metadata could not be written");
+        }
+        Ok(MarkerOutcome { entry: e, recorded: recording })
     }
 
-    pub fn status(&self) -> SessionStatus {
+    /// The recording's first sample time, waiting up to `wait` for it.
+    fn first_sample(&self, wait: std::time::Duration) -> Option<i64> {
+        let report = self.report.as_ref()?;
+        let until = std::time::Instant::now() + wait;
+        loop {
+            if let Some(t) = report.first_sample_ns() {
+                return Some(t);
+            }
+            if std::time::Instant::now() >= until || self.recorder_ended() {
+                return None;
+            }
+            // A control-plane wait of a few ms, once per session: the first packet is one
+            // batch away.
+            std::thread::park_timeout(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// True once the recorder stage no longer runs.
+    fn recorder_ended(&self) -> bool {
+        self.shared
+            .as_ref()
+            .and_then(|s| s.stage(&self.recorder))
+            .is_some_and(|st| st.stats.state() != StageState::Running)
+    }
+
+    /// Brings the session's status up to date with its recorder: if the recorder stopped on an
+    /// error while the session records (a full disk), the session is `failed` from now on, with
+    /// the error, and its meta says so at once. Returns whether it still records.
+    pub fn refresh(&mut self) -> bool {
+        if self.meta.status != "recording" {
+            return false;
+        }
+        let Some(st) = self.shared.as_ref().and_then(|s| s.stage(&self.recorder)) else { return true };
+        let state = st.stats.state();
+        if matches!(state, StageState::Stopped | StageState::Failed) {
+            let error = st.stats.last_error().unwrap_or_else(|| "the recorder stopped".into());
+            tracing::error!(dir = %self.dir.display(), error = %error, "The recording failed");
+            self.meta.status = "failed".into();
+            self.meta.error = Some(error);
+            self.collect();
+            if let Err(e) = self.write_meta() {
+                tracing::error!(error = %e, "The session's metadata could not be written");
+            }
+            return false;
+        }
+        true
+    }
+
+    pub fn status(&mut self) -> SessionStatus {
+        self.refresh();
         SessionStatus {
             dir: self.dir.clone(),
+            status: self.meta.status.clone(),
+            error: self.meta.error.clone(),
             samples_written: self.report.as_ref().map_or(0, |r| r.samples.load(Ordering::Relaxed)),
             markers: self.meta.markers.len(),
             recorder_state: self
@@ -342,31 +471,55 @@ impl Session {
         }
     }
 
-    /// Closes the session once the pipeline has stopped (joined): collects the counters and
-    /// writes the final `session_meta.json`.
-    pub fn finish(mut self) -> Result<SessionMeta, SessionError> {
-        let stop = now_ns();
-        self.meta.stop_ns = Some(stop);
-        self.meta.stop_time = Some(rfc3339(stop));
+    /// Samples of each channel in the data file so far.
+    pub fn samples_written(&self) -> u64 {
+        self.report.as_ref().map_or(self.meta.samples_written, |r| r.samples.load(Ordering::Relaxed))
+    }
+
+    /// The recorder's counters into the meta.
+    fn collect(&mut self) {
         if let Some(r) = &self.report {
             self.meta.samples_written = r.samples.load(Ordering::Relaxed);
+            self.meta.samples_unwritten = r.samples_unwritten.load(Ordering::Relaxed);
+            self.meta.first_sample_ns = r.first_sample_ns();
+            self.meta.gaps = r.gaps.load(Ordering::Relaxed);
             self.meta.samples_dropped_upstream = r.gap_samples.load(Ordering::Relaxed);
             self.meta.samples_clipped = r.clipped.load(Ordering::Relaxed);
             self.meta.markers_dropped = r.markers_dropped.load(Ordering::Relaxed);
         }
+    }
+
+    /// Closes the session once the pipeline has stopped (joined): collects the counters and
+    /// writes the final `session_meta.json`.
+    pub fn finish(self) -> Result<SessionMeta, SessionError> {
+        let (meta, written) = self.finish_keeping_meta();
+        written.map(|()| meta)
+    }
+
+    /// [`Session::finish`], returning the final meta even when it could not be written (a full
+    /// disk), with the write's outcome beside it.
+    pub fn finish_keeping_meta(mut self) -> (SessionMeta, Result<(), SessionError>) {
+        let stop = now_ns();
+        self.meta.stop_ns = Some(stop);
+        self.meta.stop_time = Some(rfc3339(stop));
+        self.collect();
         let closed = self.report.as_ref().is_some_and(|r| r.closed.load(Ordering::Acquire));
+        let mut failed = !closed;
         if let Some(shared) = &self.shared {
             self.meta.packets_dropped_upstream = dropped_upstream(shared, &self.recorder);
             if let Some(st) = shared.stage(&self.recorder) {
                 let state = st.stats.state();
+                let error = st.stats.last_error();
+                failed |= matches!(state, StageState::Stopped | StageState::Failed);
+                if failed && self.meta.error.is_none() {
+                    self.meta.error = error.clone().or_else(|| Some("the file was not closed".into()));
+                }
                 self.meta.recorder = Some(SinkOutcome {
                     stage: self.recorder.clone(),
                     state: state_name(state).into(),
-                    error: st.stats.last_error(),
+                    error,
                     closed,
                 });
-                let failed = matches!(state, StageState::Stopped | StageState::Failed) || !closed;
-                self.meta.status = if failed { "failed" } else { "complete" }.into();
             }
             self.meta.other_sinks = shared
                 .stages()
@@ -383,9 +536,10 @@ impl Session {
                     o
                 })
                 .collect();
-        } else {
-            self.meta.status = if closed { "complete" } else { "failed" }.into();
+        } else if failed && self.meta.error.is_none() {
+            self.meta.error = Some("the file was not closed".into());
         }
+        self.meta.status = if failed { "failed" } else { "complete" }.into();
         if self.meta.samples_dropped_upstream > 0 || self.meta.packets_dropped_upstream > 0 {
             tracing::error!(
                 samples = self.meta.samples_dropped_upstream,
@@ -393,9 +547,9 @@ impl Session {
                 "The recording misses data dropped upstream"
             );
         }
-        self.write_meta()?;
+        let written = self.write_meta();
         tracing::info!(dir = %self.dir.display(), status = %self.meta.status, samples = self.meta.samples_written, "Recording session closed");
-        Ok(self.meta)
+        (self.meta, written)
     }
 
     /// Closes a session whose pipeline never ran (it failed to start): status `failed`, with
@@ -405,6 +559,7 @@ impl Session {
         self.meta.stop_ns = Some(stop);
         self.meta.stop_time = Some(rfc3339(stop));
         self.meta.status = "failed".into();
+        self.meta.error = Some(reason.to_string());
         self.meta.recorder = Some(SinkOutcome {
             stage: self.recorder.clone(),
             state: "failed".into(),
@@ -442,6 +597,55 @@ pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, SessionMeta)>, SessionError
         .collect();
     out.sort_by_key(|(_, m)| m.start_ns);
     Ok(out)
+}
+
+/// Marks every session under `data_dir` that still says `recording` as `interrupted`: the
+/// process that recorded it died without closing it (run at daemon start-up, before any new
+/// session). Its `samples_written` is read back from the data file (every complete BDF/EDF
+/// record, every CSV row), which readers open as it is. Returns the folders it marked.
+pub fn recover(data_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
+    let mut marked = Vec::new();
+    for (dir, mut meta) in list(data_dir)? {
+        if meta.status != "recording" {
+            continue;
+        }
+        meta.status = "interrupted".into();
+        meta.error = Some("the process stopped while it recorded (found at start-up)".into());
+        if let Some(n) = meta.files.first().and_then(|f| samples_in(&dir.join(f))) {
+            meta.samples_written = n;
+        }
+        let s = Session {
+            dir: dir.clone(),
+            meta,
+            recorder: String::new(),
+            file: PathBuf::new(),
+            shared: None,
+            report: None,
+        };
+        s.write_meta()?;
+        tracing::warn!(dir = %dir.display(), "Session left recording by a stopped process: marked interrupted");
+        marked.push(dir);
+    }
+    Ok(marked)
+}
+
+/// Samples of each channel a data file holds, read back as a reader would.
+fn samples_in(path: &Path) -> Option<u64> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).ok()?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("bdf" | "edf") => {
+            let r = formats::edf::Reader::open(std::io::BufReader::new(file)).ok()?;
+            let h = r.header();
+            let spr = h.data_signals().first().map_or(0, |&k| h.signals[k].samples_per_record);
+            Some(h.records * spr as u64)
+        }
+        Some("csv") => {
+            let lines = std::io::BufReader::new(file).lines().map_while(Result::ok);
+            Some(lines.filter(|l| !l.trim().is_empty()).count().saturating_sub(1) as u64)
+        }
+        _ => None,
+    }
 }
 
 /// Packets dropped by every stage and queue that feeds `stage` (transitively), and by `stage`

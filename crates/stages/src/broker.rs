@@ -94,4 +94,23 @@ impl Broker {
         let mut t = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         t.entry(name.to_string()).or_insert_with(|| Arc::new(Topic::new(name))).clone()
     }
+
+    /// Drops topic `name` from the broker unless someone other than the broker and the one
+    /// caller still holding it (the reader giving it up) has it: a topic no sink publishes
+    /// does not outlive its last reader.
+    pub fn forget(&self, name: &str) {
+        let mut t = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if t.get(name).is_some_and(|topic| Arc::strong_count(topic) <= 2) {
+            t.remove(name);
+        }
+    }
+
+    /// Topics the broker holds now.
+    pub fn len(&self) -> usize {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

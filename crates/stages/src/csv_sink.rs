@@ -1,7 +1,10 @@
-//! `csv_sink`: one row per sample (time series) or per channel spectrum, DESIGN §5. For time
-//! series it records markers in a side file `<name>.markers.csv` (`timestamp,text`, the
-//! timestamp of the sample each marker falls on). The layout is `formats::csv`'s.
-use crate::recorder::{new_report, sample_index, MarkerPlacer, RecorderReport};
+//! `csv_sink`: one row per sample (time series) or per channel spectrum. For time series it
+//! records markers in a side file `<name>.markers.csv` (`timestamp,text`, the timestamp of the
+//! sample each marker falls on), and each gap in the input's timestamps as a row there too
+//! (`gap: N samples not acquired`, at the first missing sample's time). The layout is
+//! `formats::csv`'s.
+use crate::markers::Marker;
+use crate::recorder::{new_report, MarkerPlacer, RecorderReport};
 use formats::csv::{sample_time_ns, write_marker, write_rows, write_timestamp, MARKERS_HEADER};
 use pipeline::rt::monotonic_ns;
 use pipeline::stage::{BuildCx, ParamError};
@@ -41,8 +44,11 @@ pub struct CsvSink {
     markers_path: Option<PathBuf>,
     markers: Option<BufWriter<File>>,
     placer: MarkerPlacer,
-    /// Time of sample 0 and samples written, once the first packet is in.
+    /// Time of the first sample, once the first packet is in.
     start_ns: Option<i64>,
+    /// Time of the first sample of the current stretch (since the last gap), and its samples.
+    seg_ns: i64,
+    seg_samples: u64,
     samples: u64,
     rate: f64,
     report: Arc<RecorderReport>,
@@ -54,26 +60,59 @@ pub fn markers_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}.markers.csv"))
 }
 
+/// Writes marker `m` at the sample nearest its time, on the grid of the stretch that starts at
+/// `seg_ns`; a marker before the first sample (`start`) is not in the recording: dropped.
+fn place(
+    mw: &mut impl Write,
+    start: i64,
+    seg_ns: i64,
+    rate: f64,
+    m: &Marker,
+    report: &RecorderReport,
+) -> std::io::Result<()> {
+    let k = ((m.timestamp_ns - seg_ns) as f64 * rate / 1e9).round() as i64;
+    let at = seg_ns + (k as f64 * 1e9 / rate).round() as i64;
+    if at < start {
+        report.markers_dropped.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    write_marker(mw, at, &m.text)?;
+    report.markers.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
 impl CsvSink {
-    fn place_markers(&mut self, end: u64) -> std::io::Result<()> {
+    fn place_markers(&mut self) -> std::io::Result<()> {
         let (Some(start), Some(mw)) = (self.start_ns, self.markers.as_mut()) else { return Ok(()) };
-        let rate = self.rate;
-        self.placer.place(start, rate, end, &self.report, |at, m| {
-            write_marker(mw, sample_time_ns(start, at as usize, rate), &m.text)
-        })
+        let (seg, rate, report) = (self.seg_ns, self.rate, &self.report);
+        self.placer.drain(|m| place(mw, start, seg, rate, m, report))
     }
 
     fn write(&mut self, pkt: &Packet) -> std::io::Result<()> {
         let h = pkt.header();
         let (ch, n) = (h.channels as usize, h.samples as usize);
         if matches!(h.kind, Kind::Raw | Kind::Voltage) {
-            let start = *self.start_ns.get_or_insert(h.timestamp_ns);
-            let expected = sample_time_ns(start, self.samples as usize, self.rate);
-            let gap = sample_index(h.timestamp_ns, expected, self.rate);
-            if gap > 0 {
-                self.report.gap_samples.fetch_add(gap, Ordering::Relaxed);
+            if self.start_ns.is_none() {
+                self.start_ns = Some(h.timestamp_ns);
+                self.seg_ns = h.timestamp_ns;
+                self.report.first_ns.store(h.timestamp_ns, Ordering::Release);
             }
-            self.place_markers(self.samples + n as u64)?;
+            let expected = sample_time_ns(self.seg_ns, self.seg_samples as usize, self.rate);
+            let late = (h.timestamp_ns - expected) as f64 * self.rate / 1e9;
+            if late > 0.5 {
+                // Rows carry their own time; the gap is said in the markers file.
+                let missing = late.round() as u64;
+                self.report.gap_samples.fetch_add(missing, Ordering::Relaxed);
+                self.report.gaps.fetch_add(1, Ordering::Relaxed);
+                if let Some(mw) = self.markers.as_mut() {
+                    write_timestamp(mw, expected)?;
+                    writeln!(mw, ",\"gap: {missing} samples not acquired\"")?;
+                }
+                self.seg_ns = h.timestamp_ns;
+                self.seg_samples = 0;
+            }
+            self.place_markers()?;
+            self.seg_samples += n as u64;
         }
         let Some(w) = self.out.as_mut() else { return Ok(()) };
         match h.kind {
@@ -134,7 +173,17 @@ impl Stage for CsvSink {
 
     fn finish(&mut self, _: &mut Context<'_>) -> Result<(), StageError> {
         self.placer.stop();
-        let placed = self.place_markers(u64::MAX);
+        let placed = if self.start_ns.is_some() {
+            self.place_markers()
+        } else {
+            // Nothing was recorded: markers posted meanwhile fell outside it.
+            let report = &self.report;
+            self.placer.drain(|_| {
+                report.markers_dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+        };
+        self.report.markers_dropped.fetch_add(self.placer.lost(), Ordering::Relaxed);
         let path = self.path.clone();
         let err = |e: std::io::Error| StageError::msg(format!("writing {}: {e}", path.display()));
         if let Some(mut m) = self.markers.take() {
@@ -207,6 +256,8 @@ impl StageType for CsvSink {
                 markers: None,
                 placer: MarkerPlacer::default(),
                 start_ns: None,
+                seg_ns: 0,
+                seg_samples: 0,
                 samples: 0,
                 rate: s.rate,
                 report: new_report(&p.path),

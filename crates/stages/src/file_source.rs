@@ -28,6 +28,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::files::LineCap;
 use crate::markers::{Marker, MarkerHub};
 use formats::edf::{Reader as EdfReader, Record as EdfRecord};
 
@@ -104,7 +105,7 @@ pub struct FileSource {
     rate: f64,
     meta: Arc<StreamMeta>,
     stream_id: u16,
-    reader: Option<csv::Reader<BufReader<File>>>,
+    reader: Option<csv::Reader<CsvFile>>,
     record: csv::ByteRecord,
     /// One packet's samples, channel-major with `batch` samples per channel (`f32` or `i32` bits).
     staging: Vec<u32>,
@@ -165,7 +166,7 @@ struct EdfProbe {
 }
 
 fn open_edf(path: &Path) -> Result<EdfReader<BufReader<File>>, String> {
-    let f = File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    let f = crate::files::open_read(path)?;
     EdfReader::open(BufReader::new(f)).map_err(|e| format!("`{}`: {e}", path.display()))
 }
 
@@ -301,9 +302,13 @@ struct Probe {
     rate: f64,
 }
 
-fn open(path: &Path) -> Result<csv::Reader<BufReader<File>>, String> {
-    let f = File::open(path).map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
-    Ok(csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(BufReader::new(f)))
+/// A CSV file as read: whole lines, each at most [`MAX_LINE_BYTES`](crate::files::MAX_LINE_BYTES).
+type CsvFile = LineCap<BufReader<File>>;
+
+fn open(path: &Path) -> Result<csv::Reader<CsvFile>, String> {
+    let f = crate::files::open_read(path)?;
+    let capped = LineCap::new(BufReader::new(f), crate::files::MAX_LINE_BYTES);
+    Ok(csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(capped))
 }
 
 fn probe(path: &Path, rate: Option<f64>) -> Result<Probe, String> {
@@ -603,6 +608,7 @@ impl StageType for FileSource {
     const NAME: &'static str = "file_source";
     const ROLE: Role = Role::Source;
     const ACCEPTS: &'static [Kind] = &[];
+    const OPENS_FILE: bool = true;
     const DOC: &'static str =
         "Replays a recording through the graph: BDF/EDF (by extension) as written by `bdf_sink`/`edf_sink`, \
         their annotations becoming markers again, or CSV as written by `csv_sink`. The rate \

@@ -15,6 +15,7 @@ pub mod edf_sink;
 pub mod emulator;
 pub mod fft;
 pub mod file_source;
+pub mod files;
 pub mod filter;
 pub mod gain;
 pub mod markers;

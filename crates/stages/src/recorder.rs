@@ -1,10 +1,12 @@
 //! What the recording sinks (`bdf_sink`, `edf_sink`, `csv_sink`) share: the EDF/BDF sink itself
 //! (generic over the format), marker placement, and the report a session reads.
 //!
-//! A recording never loses data silently: the sinks' queues are `block` only
-//! ([`StageType::RECORDS`]), each data record is written and flushed as soon as it is complete
-//! (records last at most `flush_ms`, at most 1 s), and a gap in the input's timestamps is counted
-//! as samples dropped upstream.
+//! A recording holds exactly what was acquired: the sinks' queues are `block` only
+//! ([`StageType::RECORDS`]); a BDF/EDF data record is a divisor of the input's packet, so every
+//! packet is whole records and nothing is ever padded; a gap in the input's timestamps starts a
+//! new stretch at its true time (EDF+D/BDF+D record onsets, CSV's per-row timestamps) with an
+//! annotation (a markers-file row in CSV) saying where and how long; what is written is flushed
+//! to the disk at least every `flush_ms` (at most 1 s).
 use crate::markers::{Marker, MarkerHub, Subscription};
 use formats::edf::{self, Format, SignalSpec, Writer, WriterConfig};
 use pipeline::stage::{BuildCx, ParamError};
@@ -16,25 +18,59 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Live counters of one recording sink, for the session that owns the file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecorderReport {
-    /// Samples of each channel written (accepted; a clean stop writes them all).
+    /// Samples of each channel in the file: what a reader gets back (BDF/EDF: complete data
+    /// records; CSV: rows).
     pub samples: AtomicU64,
+    /// Samples of each channel the sink took but could not put in the file without padding: a
+    /// BDF/EDF data record left unfilled at the end or before a gap (only with packets of
+    /// varying size). Zero for the sources' fixed packets.
+    pub samples_unwritten: AtomicU64,
     /// Data records written (EDF/BDF) or flushes (CSV).
     pub records: AtomicU64,
     pub markers: AtomicU64,
-    /// Markers lost (the sink's marker queue or the file's annotation space was full).
+    /// Markers lost: the sink's marker queue or the file's annotation room was full, or the
+    /// marker fell before the recording's first sample.
     pub markers_dropped: AtomicU64,
-    /// Values outside the file's physical range (written as its limit).
+    /// Values at or beyond the file's physical range (written as its limit).
     pub clipped: AtomicU64,
     /// Samples missing in the input: a packet's timestamp later than the previous packet's end.
     pub gap_samples: AtomicU64,
+    /// Gaps in the input (each one marked in the file).
+    pub gaps: AtomicU64,
+    /// Time of the first sample written, ns since the UNIX epoch; `i64::MIN` until then.
+    pub first_ns: AtomicI64,
     /// Set once the file is closed cleanly.
     pub closed: AtomicBool,
+}
+
+impl Default for RecorderReport {
+    fn default() -> Self {
+        RecorderReport {
+            samples: AtomicU64::new(0),
+            samples_unwritten: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            markers: AtomicU64::new(0),
+            markers_dropped: AtomicU64::new(0),
+            clipped: AtomicU64::new(0),
+            gap_samples: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
+            first_ns: AtomicI64::new(i64::MIN),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl RecorderReport {
+    /// The first sample's time, once the sink has it.
+    pub fn first_sample_ns(&self) -> Option<i64> {
+        Some(self.first_ns.load(Ordering::Acquire)).filter(|&t| t != i64::MIN)
+    }
 }
 
 fn reports() -> &'static Mutex<HashMap<PathBuf, Weak<RecorderReport>>> {
@@ -57,17 +93,12 @@ pub(crate) fn new_report(path: &Path) -> Arc<RecorderReport> {
     r
 }
 
-/// Places markers at their sample: drains a subscription into a preallocated list and hands
-/// each marker over once the sink has the sample its time falls on.
+/// A recording sink's markers: its subscription to the [`MarkerHub`]. Markers are written as
+/// they are taken, at their own time (snapped to the nearest sample): none waits for its
+/// sample, so markers stamped in the future hold nothing up.
+#[derive(Default)]
 pub struct MarkerPlacer {
     sub: Option<Arc<Subscription>>,
-    pending: Vec<Marker>,
-}
-
-impl Default for MarkerPlacer {
-    fn default() -> Self {
-        MarkerPlacer { sub: None, pending: Vec::with_capacity(crate::markers::QUEUE_CAPACITY) }
-    }
 }
 
 /// The sample whose time is nearest `ts_ns`, for a stream whose sample 0 is at `start_ns`.
@@ -80,53 +111,27 @@ impl MarkerPlacer {
         self.sub = Some(MarkerHub::global().subscribe());
     }
 
-    /// Hands every marker that falls before sample `end` to `place(sample, marker)`; keeps the
-    /// later ones. Never allocates: the list has the subscription queue's capacity.
-    pub fn place<E>(
-        &mut self,
-        start_ns: i64,
-        rate: f64,
-        end: u64,
-        report: &RecorderReport,
-        mut place: impl FnMut(u64, &Marker) -> Result<(), E>,
-    ) -> Result<(), E> {
-        if let Some(sub) = &self.sub {
-            while self.pending.len() < self.pending.capacity() {
-                let Some(m) = sub.pop() else { break };
-                self.pending.push(m);
-            }
+    /// Hands every marker posted since the last call to `place`. Never allocates.
+    pub fn drain<E>(&mut self, mut place: impl FnMut(&Marker) -> Result<(), E>) -> Result<(), E> {
+        let Some(sub) = &self.sub else { return Ok(()) };
+        while let Some(m) = sub.pop() {
+            place(&m)?;
         }
-        let mut err = None;
-        self.pending.retain(|m| {
-            if err.is_some() {
-                return true;
-            }
-            let at = sample_index(m.timestamp_ns, start_ns, rate);
-            if at >= end {
-                return true;
-            }
-            match place(at, m) {
-                Ok(()) => {
-                    report.markers.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => err = Some(e),
-            }
-            false
-        });
-        err.map_or(Ok(()), Err)
+        Ok(())
     }
 
-    /// Stops taking markers; the caller then places what is left with `end = u64::MAX`.
+    /// Markers the subscription's queue had no room for.
+    pub fn lost(&self) -> u64 {
+        self.sub.as_ref().map_or(0, |s| s.dropped.load(Ordering::Relaxed))
+    }
+
+    /// Stops taking markers; the caller drains what is left once more.
     pub fn stop(&mut self) {
-        if let Some(sub) = self.sub.take() {
-            MarkerHub::global().unsubscribe(&sub);
+        if let Some(sub) = &self.sub {
+            MarkerHub::global().unsubscribe(sub);
             let lost = sub.dropped.load(Ordering::Relaxed);
             if lost > 0 {
                 tracing::warn!(lost, "Marker queue was full; markers lost");
-            }
-            while self.pending.len() < self.pending.capacity() {
-                let Some(m) = sub.pop() else { break };
-                self.pending.push(m);
             }
         }
     }
@@ -140,6 +145,9 @@ impl Drop for MarkerPlacer {
         }
     }
 }
+
+/// Markers a second the annotation room of a BDF/EDF file holds (more wait for later records).
+pub const MARKERS_PER_S: f64 = 64.0;
 
 fn d_flush_ms() -> u64 {
     1000
@@ -155,15 +163,16 @@ fn d_patient() -> String {
 pub struct FileSinkParams {
     /// The file to write (created or truncated).
     pub path: PathBuf,
-    /// Longest time a sample waits in memory before it is written and flushed, ms (default
-    /// 1000, at most 1000): data records last this long (or less, to hold whole samples).
+    /// Longest time a sample waits in memory before it is written and flushed to the disk, ms
+    /// (default 1000, at most 1000). Data records last at most this long, and divide the
+    /// input's packets (so no record is ever padded).
     #[serde(default = "d_flush_ms")]
     #[schemars(range(min = 1, max = 1000))]
     pub flush_ms: u64,
-    /// Physical range ±`range_uv` of every channel. Default: the ADC's full scale at each
-    /// channel's gain (±vref/gain), so nothing clips. In EDF (16 bits) one step is then
-    /// 2·range/65535: 5.7 µV at gain 24 and vref 4.5 V; set e.g. `range_uv: 3000` for 0.09 µV
-    /// steps when the signal stays within ±3 mV (values beyond it clip, and are counted).
+    /// Physical range ±`range_uv` of every channel, µV (counts for a raw stream). Values at or
+    /// beyond it are written as its limit and counted (`samples_clipped`). Default: `edf_sink`
+    /// ±3000 µV (16 bits: 0.09 µV steps); `bdf_sink` the ADC's full scale at each channel's gain
+    /// (±vref/gain, so one file step is one ADC step and only a railed channel reaches it).
     #[serde(default)]
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub range_uv: Option<f64>,
@@ -179,6 +188,8 @@ pub struct FileSinkParams {
 /// Which file a [`FileSink`] writes, and its stage name and documentation.
 pub trait FileFormat: Send + 'static {
     const FORMAT: Format;
+    /// `range_uv` when none is given for a voltage stream; `None`: the ADC's full scale.
+    const DEFAULT_RANGE_UV: Option<f64>;
     const NAME: &'static str;
     const DOC: &'static str;
     const EXAMPLE: &'static str;
@@ -203,9 +214,30 @@ pub struct FileSink<F: FileFormat> {
     file: Option<File>,
     writer: Option<Writer<BufWriter<File>>>,
     start_ns: i64,
+    /// Samples per flush to the disk (`flush_ms`), and samples taken since the last one.
+    flush_samples: u64,
+    unsynced: u64,
     placer: MarkerPlacer,
     report: Arc<RecorderReport>,
     _f: PhantomData<F>,
+}
+
+/// Writes one marker into `w` at its time (relative to the first sample at `start_ns`), on the
+/// nearest sample; counts it as placed or dropped. A marker before the first sample is not in
+/// the recording: dropped.
+fn annotate<W: std::io::Write + std::io::Seek>(
+    w: &mut Writer<W>,
+    start_ns: i64,
+    rate: f64,
+    m: &Marker,
+    report: &RecorderReport,
+) {
+    let rel = m.timestamp_ns - start_ns;
+    let half = (0.5e9 / rate) as i64;
+    let at = w.nearest_sample_ns(rel);
+    let placed = rel >= -half && w.annotate(at.max(0), m.duration_ns, &m.text).is_ok();
+    let counter = if placed { &report.markers } else { &report.markers_dropped };
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl<F: FileFormat> FileSink<F> {
@@ -230,38 +262,47 @@ impl<F: FileFormat> FileSink<F> {
             // The header on disk at once: from now on the file opens, even after a kill.
             w.flush().map_err(|e| self.io_err(e))?;
             self.writer = Some(w);
+            self.report.first_ns.store(h.timestamp_ns, Ordering::Release);
         }
         let (start, rate) = (self.start_ns, self.cfg.rate);
         let Some(w) = self.writer.as_mut() else { return Ok(()) };
-        let expected = start + w.sample_onset_ns(w.samples());
-        let gap = sample_index(h.timestamp_ns, expected, rate);
-        if gap > 0 {
-            self.report.gap_samples.fetch_add(gap, Ordering::Relaxed);
+        let rel = h.timestamp_ns - start;
+        let expected = w.next_onset_ns();
+        // More than half a sample late: samples are missing. The file goes on at the packet's
+        // true time, with the gap marked.
+        if (rel - expected) as f64 * rate / 1e9 > 0.5 {
+            let missing = ((rel - expected) as f64 * rate / 1e9).round() as u64;
+            let cut = w
+                .resume_at(rel)
+                .map_err(|e| StageError::msg(format!("writing {}: {e}", self.path.display())))?;
+            self.report.gap_samples.fetch_add(missing, Ordering::Relaxed);
+            self.report.gaps.fetch_add(1, Ordering::Relaxed);
+            self.report.samples_unwritten.fetch_add(cut, Ordering::Relaxed);
+            // A file whose first record the gap cut short starts at the first sample it holds.
+            self.report.first_ns.store(start + w.start_shift_ns(), Ordering::Release);
         }
-        let end = w.samples() + n as u64;
         let report = &self.report;
-        self.placer.place(start, rate, end, report, |at, m| {
-            if w.annotate(w.sample_onset_ns(at), m.duration_ns, &m.text).is_err() {
-                report.markers_dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        self.placer.drain(|m| {
+            annotate(w, start, rate, m, report);
             Ok::<(), StageError>(())
         })?;
         let res = match self.kind {
             Kind::Raw => w.write_planar(&pkt.i32s()[..h.len()], n),
             _ => w.write_planar(&pkt.f32s()[..h.len()], n),
         };
-        let records = match res {
-            Ok(r) => r,
-            Err(e) => return Err(StageError::msg(format!("writing {}: {e}", self.path.display()))),
-        };
-        if records > 0 {
-            // A record is complete: make it reach the disk, so a kill loses at most one record.
+        if let Err(e) = res {
+            return Err(StageError::msg(format!("writing {}: {e}", self.path.display())));
+        }
+        self.unsynced += n as u64;
+        if self.unsynced >= self.flush_samples {
+            // `flush_ms` of samples: make them reach the disk, so a kill loses at most that.
             let flushed = w.flush().and_then(|_| w.get_ref().get_ref().sync_data());
             if let Err(e) = flushed {
                 return Err(StageError::msg(format!("writing {}: {e}", self.path.display())));
             }
+            self.unsynced = 0;
         }
-        self.report.samples.store(w.samples(), Ordering::Relaxed);
+        self.report.samples.store(w.samples_written(), Ordering::Relaxed);
         self.report.records.store(w.records(), Ordering::Relaxed);
         self.report.clipped.store(w.clipped(), Ordering::Relaxed);
         Ok(())
@@ -287,16 +328,29 @@ impl<F: FileFormat> Stage for FileSink<F> {
 
     fn finish(&mut self, _: &mut Context<'_>) -> Result<(), StageError> {
         self.placer.stop();
-        let Some(mut w) = self.writer.take() else { return Ok(()) };
-        let (start, rate, report) = (self.start_ns, self.cfg.rate, self.report.clone());
-        self.placer.place(start, rate, u64::MAX, &report, |at, m| {
-            if w.annotate(w.sample_onset_ns(at), m.duration_ns, &m.text).is_err() {
+        let report = self.report.clone();
+        let Some(mut w) = self.writer.take() else {
+            // Nothing was recorded: markers posted meanwhile fell outside it.
+            let _ = self.placer.drain(|_| {
                 report.markers_dropped.fetch_add(1, Ordering::Relaxed);
-            }
+                Ok::<(), StageError>(())
+            });
+            report.markers_dropped.fetch_add(self.placer.lost(), Ordering::Relaxed);
+            return Ok(());
+        };
+        let (start, rate) = (self.start_ns, self.cfg.rate);
+        self.placer.drain(|m| {
+            annotate(&mut w, start, rate, m, &report);
             Ok::<(), StageError>(())
         })?;
-        report.samples.store(w.samples(), Ordering::Relaxed);
-        let buf = w.finish().map_err(|e| self.io_err(e))?;
+        report.markers_dropped.fetch_add(self.placer.lost(), Ordering::Relaxed);
+        // A last record that never filled (packets of varying size only): left out, counted.
+        let tail = w.samples() - w.samples_written();
+        let (buf, unwritten) = w.finish().map_err(|e| self.io_err(e))?;
+        report.samples_unwritten.fetch_add(tail, Ordering::Relaxed);
+        // Markers that never found room (only past the annotation room's rate): counted as lost.
+        report.markers.fetch_sub(unwritten.annotations, Ordering::Relaxed);
+        report.markers_dropped.fetch_add(unwritten.annotations, Ordering::Relaxed);
         let file = buf.into_inner().map_err(|e| self.io_err(e.error()))?;
         file.sync_all().map_err(|e| self.io_err(e))?;
         report.closed.store(true, Ordering::Release);
@@ -334,30 +388,34 @@ impl<F: FileFormat> StageType for FileSink<F> {
         _: &BuildCx<'_>,
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let s = &inputs[0];
-        let record_samples =
-            edf::record_samples_for(s.rate, p.flush_ms as f64 / 1000.0).ok_or_else(|| {
+        let record_samples = edf::record_samples_dividing(s.rate, s.max_samples.max(1), p.flush_ms as f64 / 1000.0)
+            .ok_or_else(|| {
                 ParamError::new(
                     "flush_ms",
-                    format!("no whole number of samples at {} Hz fits in {} ms", s.rate, p.flush_ms),
+                    format!(
+                        "no data record of whole samples at {} Hz both fits in {} ms and divides the input's packets of {} samples",
+                        s.rate, p.flush_ms, s.max_samples
+                    ),
                 )
             })?;
         let (dmin, dmax) = Format::Bdf.digital_range();
         let mut signals = Vec::with_capacity(s.channels);
         for c in 0..s.channels {
-            let (lo, hi, unit) = match (s.kind, p.range_uv) {
-                (Kind::Raw, Some(r)) => (-r, r, "counts"),
-                (Kind::Raw, None) => (f64::from(dmin), f64::from(dmax), "counts"),
-                (_, Some(r)) => (-r, r, "uV"),
-                (_, None) => {
-                    let r = full_scale_uv(&s.meta, c).ok_or_else(|| {
-                        ParamError::new(
-                            "range_uv",
-                            "the stream carries no ADC full scale (vref, gain): set `range_uv`",
-                        )
-                    })?;
-                    (-r, r, "uV")
-                }
-            };
+            let (lo, hi, unit) =
+                match (s.kind, p.range_uv.or(F::DEFAULT_RANGE_UV.filter(|_| s.kind != Kind::Raw))) {
+                    (Kind::Raw, Some(r)) => (-r, r, "counts"),
+                    (Kind::Raw, None) => (f64::from(dmin), f64::from(dmax), "counts"),
+                    (_, Some(r)) => (-r, r, "uV"),
+                    (_, None) => {
+                        let r = full_scale_uv(&s.meta, c).ok_or_else(|| {
+                            ParamError::new(
+                                "range_uv",
+                                "the stream carries no ADC full scale (vref, gain): set `range_uv`",
+                            )
+                        })?;
+                        (-r, r, "uV")
+                    }
+                };
             let unit = if s.kind == Kind::Voltage && !s.meta.units.is_empty() {
                 s.meta.units.clone()
             } else {
@@ -386,8 +444,9 @@ impl<F: FileFormat> StageType for FileSink<F> {
             rate: s.rate,
             record_samples,
             signals,
-            annotation_bytes: edf::ANNOTATION_BYTES,
-            max_pending_annotations: crate::markers::QUEUE_CAPACITY,
+            annotation_bytes: edf::annotation_bytes_for(record_samples as f64 / s.rate, MARKERS_PER_S),
+            // A burst of a full marker queue still leaves room for markers coming after it.
+            max_pending_annotations: 4 * crate::markers::QUEUE_CAPACITY,
         };
         let report = new_report(&p.path);
         let sink = FileSink {
@@ -397,6 +456,8 @@ impl<F: FileFormat> StageType for FileSink<F> {
             file: None,
             writer: None,
             start_ns: 0,
+            flush_samples: ((s.rate * p.flush_ms as f64 / 1000.0) as u64).max(1),
+            unsynced: 0,
             placer: MarkerPlacer::default(),
             report,
             _f: PhantomData,

@@ -19,7 +19,7 @@ use pipeline::topology::{yaml, Diagnostic, Diagnostics};
 use recording::{Session, SessionError, SessionOptions};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
@@ -148,9 +148,12 @@ fn effective(cfg: &Config, extra: &[Value]) -> Result<String, ApiError> {
     Ok(render(&root))
 }
 
-/// Makes every stage's `path` parameter lie inside the data directory `root`: a relative path
-/// without `..` is taken relative to it; anything else is refused at its line and column.
-/// Returns the text to run: the text as given when it names no path.
+/// Makes every sink's `path` parameter lie inside the data directory `root` under the rules of
+/// `stages::files::confine_write` (relative, no `..`, an existing folder that resolves inside,
+/// never into a session, never through a symlink); anything else is refused at its line and
+/// column. Sources' paths are left as written: `file_source` resolves them inside the data
+/// directory itself, before opening (`stages::files::confine_to`).
+/// Returns the text to run: the text as given when it names no sink path.
 fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiError> {
     let Ok(node) = yaml::parse(source) else { return Ok(source.to_string()) };
     let mut tree = node.to_json();
@@ -159,20 +162,15 @@ fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiErr
         let Some((ty, body)) = item.as_map().and_then(|m| m.first()) else { continue };
         let (Some(ty), Some(p)) = (ty.as_str(), body.get("path")) else { continue };
         let Some(text) = p.as_str() else { continue };
-        let path = Path::new(text);
-        if !text.is_empty()
-            && path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            tree["stages"][i][ty]["path"] = json!(root.join(path));
-            changed = true;
-        } else {
-            diags.push(Diagnostic::at(
-                p.span,
-                format!(
-                    "`path` \"{text}\": files the daemon reads or writes lie inside its data directory; \
-                     give a path relative to it, without `..`"
-                ),
-            ));
+        if pipeline::stage::lookup(ty).is_some_and(|r| r.role == pipeline::Role::Source) {
+            continue;
+        }
+        match stages::files::confine_write(root, Path::new(text)) {
+            Ok(full) => {
+                tree["stages"][i][ty]["path"] = json!(full);
+                changed = true;
+            }
+            Err(e) => diags.push(Diagnostic::at(p.span, format!("`path`: {e}"))),
         }
     }
     if !diags.is_empty() {
@@ -554,7 +552,8 @@ impl Controller {
 
     /// What `GET /api/pipeline` shows.
     pub fn pipeline(&self) -> Value {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        self.refresh_recording(&mut inner);
         self.summary(&inner)
     }
 
@@ -711,7 +710,9 @@ impl Controller {
     }
 
     /// Detaches the recorder (the pipeline restarts without it, which closes the file) and
-    /// closes the session.
+    /// closes the session. A session whose recorder failed (a full disk) closes the same way:
+    /// its final meta is the answer (with `meta_error` if even that could not be written), and
+    /// the pipeline goes on.
     pub fn stop_recording(&self) -> ApiResult<Value> {
         let mut inner = self.lock();
         let Some(rec) = inner.recording.take() else {
@@ -722,11 +723,18 @@ impl Controller {
         if let Some(p) = inner.pipeline.take() {
             p.join();
         }
-        let summary = finish_session(rec.session)?;
+        let mut summary = finish_session(rec.session);
         if let Some(cfg) = restart {
-            let src = effective(&cfg, &[])?;
-            let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
-            self.replace(&mut inner, cfg, p)?;
+            let started = effective(&cfg, &[]).and_then(|src| {
+                let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+                self.replace(&mut inner, cfg, p)
+            });
+            if let Err(e) = started {
+                tracing::error!(error = %e, "The pipeline did not start again after the recording");
+                summary["pipeline_error"] = json!(e.to_string());
+            }
+            let s = self.summary(&inner);
+            self.push(json!({ "event": "state", "pipeline": s }));
         }
         self.push(json!({ "event": "recording", "recording": null, "closed": summary }));
         Ok(summary)
@@ -738,22 +746,33 @@ impl Controller {
         if let Some(p) = inner.pipeline.take() {
             p.join();
         }
-        match finish_session(rec.session) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(error = %e, "Closing the session failed");
-                None
-            }
+        Some(finish_session(rec.session))
+    }
+
+    /// Brings the running session's status up to date with its recorder (a recorder that
+    /// failed makes the session `failed`, on disk at once); tells control clients when it
+    /// changes.
+    fn refresh_recording(&self, inner: &mut Inner) {
+        let Some(r) = inner.recording.as_mut() else { return };
+        let was = r.session.meta().status.clone();
+        r.session.refresh();
+        if r.session.meta().status != was {
+            let s = session_summary(&r.session);
+            self.push(json!({ "event": "recording", "recording": s }));
         }
     }
 
-    /// Bytes the running session's data file holds, for metrics.
-    pub fn recording_bytes(&self) -> Option<u64> {
-        self.lock().recording.as_ref().map(|r| file_len(r.session.file()))
+    /// The running session's data file size and whether it still records (false once its
+    /// recorder failed), for metrics.
+    pub fn recording_state(&self) -> Option<(u64, bool)> {
+        let mut inner = self.lock();
+        self.refresh_recording(&mut inner);
+        inner.recording.as_ref().map(|r| (file_len(r.session.file()), r.session.meta().status == "recording"))
     }
 
     /// Past sessions under the data directory, newest first.
     pub fn recordings(&self) -> ApiResult<Value> {
+        self.refresh_recording(&mut self.lock());
         let mut list = recording::list(self.sessions.root()).map_err(|e| ApiError::Internal(e.into()))?;
         list.reverse();
         let items = list
@@ -774,7 +793,9 @@ impl Controller {
         self.lock().shared.clone()
     }
 
-    /// Records a marker in the running session (if any) and tells every control client.
+    /// Records a marker in the running session (if any) and tells every control client. A
+    /// marker outside the recording (before its first sample, or more than 1 s ahead) is
+    /// refused (422), never moved; with no recording it is published only (`recorded: false`).
     pub fn marker(&self, label: &str, timestamp_ns: Option<i64>) -> ApiResult<Value> {
         if label.is_empty() || label.chars().count() > MAX_LABEL {
             return Err(ApiError::BadRequest(format!(
@@ -783,14 +804,15 @@ impl Controller {
         }
         let ts = timestamp_ns.unwrap_or_else(now_ns);
         let mut inner = self.lock();
-        let session = match inner.recording.as_mut() {
+        let (session, recorded) = match inner.recording.as_mut() {
             Some(r) => {
-                r.session.add_marker_at(ts, label);
-                r.session.dir().file_name().map(|n| n.to_string_lossy().into_owned())
+                let placed =
+                    r.session.add_marker_at(ts, label).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+                (r.session.dir().file_name().map(|n| n.to_string_lossy().into_owned()), placed.recorded)
             }
-            None => None,
+            None => (None, false),
         };
-        let m = json!({ "label": label, "timestamp_ns": ts, "session": session });
+        let m = json!({ "label": label, "timestamp_ns": ts, "session": session, "recorded": recorded });
         self.push(json!({ "event": "marker", "marker": m }));
         Ok(m)
     }
@@ -809,22 +831,29 @@ fn session_summary(s: &Session) -> Value {
         "data_file": s.file().file_name().map(|n| n.to_string_lossy().into_owned()),
         "format": m.format,
         "input": m.input,
+        "status": m.status,
+        "error": m.error,
         "started_at": m.start_time,
         "bytes": file_len(s.file()),
-        "samples_written": s.status().samples_written,
+        "samples_written": s.samples_written(),
+        "markers": m.markers.len(),
     })
 }
 
-/// Finishes a session whose pipeline has stopped; its final `session_meta.json`, with the
-/// session's folder name and path.
-fn finish_session(s: Session) -> ApiResult<Value> {
+/// Finishes a session whose pipeline has stopped: its final `session_meta.json`, with the
+/// session's folder name and path (and `meta_error` when the meta could not be written).
+fn finish_session(s: Session) -> Value {
     let dir = s.dir().to_path_buf();
-    let meta = s.finish().map_err(session_error)?;
+    let (meta, written) = s.finish_keeping_meta();
     tracing::info!(session = %dir.display(), status = %meta.status, "Recording stopped");
-    let mut v = serde_json::to_value(&meta).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut v = serde_json::to_value(&meta).unwrap_or_else(|_| json!({}));
     v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
     v["path"] = json!(dir);
-    Ok(v)
+    if let Err(e) = written {
+        tracing::error!(error = %e, "Closing the session failed");
+        v["meta_error"] = json!("session_meta.json could not be written");
+    }
+    v
 }
 
 fn session_error(e: SessionError) -> ApiError {
@@ -841,14 +870,19 @@ mod tests {
 
     #[test]
     fn paths_are_confined_to_the_data_directory() {
-        let root = Path::new("/data");
+        let tmp = tempfile::tempdir().unwrap();
+        let root = &tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("run")).unwrap();
         let src = "stages:\n  - emulator: {}\n  - csv_sink: { path: ../x.csv }\n  - csv_sink: { name: b, path: /etc/x }\n";
         let Err(ApiError::InvalidPipeline(d)) = confine_paths("f", src, root) else { panic!("accepted") };
         let at: Vec<_> = d.items.iter().map(|i| i.span.map(|s| (s.line, s.col))).collect();
         assert_eq!(at, [Some((3, 23)), Some((4, 32))]);
         let ok = "stages:\n  - emulator: {}\n  - csv_sink: { path: run/x.csv }\n";
         let text = confine_paths("f", ok, root).unwrap();
-        assert_eq!(yaml::parse(&text).unwrap().to_json()["stages"][1]["csv_sink"]["path"], "/data/run/x.csv");
+        assert_eq!(
+            yaml::parse(&text).unwrap().to_json()["stages"][1]["csv_sink"]["path"],
+            json!(root.join("run/x.csv"))
+        );
         let none = "stages:\n  - emulator: {}\n";
         assert_eq!(confine_paths("f", none, root).unwrap(), none);
     }

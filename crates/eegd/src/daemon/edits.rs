@@ -4,8 +4,9 @@
 //!
 //! The body is read with the pipeline file's own parser, so an invalid stage is reported at
 //! its line and column in the request, with the same messages as in a file.
+use super::control::Controller;
 use super::error::ApiError;
-use super::{launching, AppState};
+use super::{launching, AppState, Launcher};
 use axum::extract::State;
 use axum::Json;
 use bytes::Bytes;
@@ -171,7 +172,11 @@ pub(super) async fn edit_stages(State(st): State<AppState>, body: Bytes) -> Resu
 /// Re-reads the `--config` file on every SIGHUP and applies it as `POST /api/pipeline/start`
 /// would: live when its sources are unchanged, else by a restart. A file that does not
 /// validate is logged with its positions, and the running pipeline goes on.
-pub(super) async fn reload_on_sighup(st: AppState, path: std::path::PathBuf) {
+pub(super) async fn reload_on_sighup(
+    ctl: std::sync::Arc<Controller>,
+    launcher: Launcher,
+    path: std::path::PathBuf,
+) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("Cannot listen for SIGHUP; the config file is not reloaded");
         return;
@@ -185,8 +190,16 @@ pub(super) async fn reload_on_sighup(st: AppState, path: std::path::PathBuf) {
                 continue;
             }
         };
-        let file = name.clone();
-        match launching(&st, move |c| c.start(&file, &source)).await {
+        let (file, c) = (name.clone(), ctl.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
+            let _ = tx.send(c.start(&file, &source));
+        });
+        if launcher.0.send(job).is_err() {
+            return;
+        }
+        let Ok(result) = rx.await else { continue };
+        match result {
             Ok(v) => tracing::info!(file = %name, applied = %v["applied"], "SIGHUP: config file applied"),
             Err(ApiError::InvalidPipeline(d)) => {
                 tracing::error!(file = %name, "SIGHUP: the config file is invalid; the pipeline goes on:\n{d}")

@@ -1,5 +1,5 @@
 //! The WebSocket side of the broker: one thread takes packets from the pipeline's broker
-//! topics, encodes each once as a binary frame (DESIGN §7, docs/protocol.md) and fans it out to
+//! topics, encodes each once as a binary frame (docs/protocol.md) and fans it out to
 //! that topic's clients through a `tokio::sync::broadcast` channel.
 //!
 //! Why this shape:
@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
+
+/// Topics the hub serves at once. A topic no client watches and no `websocket_sink` publishes
+/// is forgotten when its last client leaves, so asking for made-up names costs nothing lasting.
+pub const MAX_TOPICS: usize = 64;
 
 /// Frames a client may fall behind before it loses the oldest.
 pub const CLIENT_BACKLOG: usize = 64;
@@ -160,9 +164,13 @@ impl Hub {
         v
     }
 
-    /// Joins topic `name` (it need not exist in the running pipeline yet).
-    pub fn join(self: &Arc<Self>, name: &str) -> Subscription {
+    /// Joins topic `name` (it need not exist in the running pipeline yet); `None` when
+    /// [`MAX_TOPICS`] others are served.
+    pub fn join(self: &Arc<Self>, name: &str) -> Option<Subscription> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if !topics.contains_key(name) && topics.len() >= MAX_TOPICS {
+            return None;
+        }
         let th = topics
             .entry(name.to_string())
             .or_insert_with(|| {
@@ -183,13 +191,18 @@ impl Hub {
             self.generation.fetch_add(1, Ordering::Release);
             self.waker.wake();
         }
-        Subscription { hub: self.clone(), topic: th, rx }
+        Some(Subscription { hub: self.clone(), topic: th, rx })
     }
 
     fn leave(&self, th: &TopicHub) {
-        let _topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         if th.clients.fetch_sub(1, Ordering::Relaxed) == 1 {
             th.topic.unsubscribe();
+            // Held by the broker's map and this hub only: no `websocket_sink` publishes it.
+            if Arc::strong_count(&th.topic) <= 2 {
+                topics.remove(&th.name);
+                Broker::global().forget(&th.name);
+            }
             self.generation.fetch_add(1, Ordering::Release);
             self.waker.wake();
         }

@@ -184,10 +184,17 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
             t.queue_drops()
         );
     }
-    let bytes = ctl.recording_bytes();
-    family(&mut out, "recording_active", "gauge", "1 while a session records.");
-    let _ = writeln!(out, "eegd_recording_active {}", u8::from(bytes.is_some()));
+    let rec = ctl.recording_state();
+    family(&mut out, "recording_active", "gauge", "1 while a session records (0 once its recorder failed).");
+    let _ = writeln!(out, "eegd_recording_active {}", u8::from(rec.is_some_and(|(_, active)| active)));
+    family(
+        &mut out,
+        "recording_failed",
+        "gauge",
+        "1 while the open session's recorder has failed (until it is stopped).",
+    );
+    let _ = writeln!(out, "eegd_recording_failed {}", u8::from(rec.is_some_and(|(_, active)| !active)));
     family(&mut out, "recording_bytes", "gauge", "Bytes the current session's data file holds.");
-    let _ = writeln!(out, "eegd_recording_bytes {}", bytes.unwrap_or(0));
+    let _ = writeln!(out, "eegd_recording_bytes {}", rec.map_or(0, |(b, _)| b));
     out
 }

@@ -1,4 +1,4 @@
-//! `eegd serve`: the control plane (DESIGN §7). An axum server on a tokio runtime drives the
+//! `eegd serve`: the control plane (docs/protocol.md). An axum server on a tokio runtime drives the
 //! pipeline through [`control::Controller`], streams the broker's topics to WebSocket clients
 //! through [`hub::Hub`], serves the browser UI from files built into the binary, and exports
 //! metrics.
@@ -6,6 +6,7 @@
 //! The pipeline's threads never await or block on the server: the server reads their counters
 //! (atomics), hands them parameter changes through the executor's bounded command queue, and
 //! takes their packets from the broker's drop-oldest topics.
+mod access;
 mod control;
 mod cpus;
 mod edits;
@@ -17,7 +18,7 @@ mod session;
 use anyhow::{Context as _, Result};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -37,7 +38,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::{broadcast::error::RecvError, watch};
+use std::time::Duration;
+use tokio::sync::{broadcast::error::RecvError, watch, OwnedSemaphorePermit, Semaphore};
 
 /// The browser UI, built into the binary.
 static UI: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../../ui");
@@ -53,6 +55,13 @@ const MAX_WS_MESSAGE: usize = 64 << 10;
 const WS_WRITE_BUFFER: usize = 256 << 10;
 /// Longest topic name.
 const MAX_TOPIC: usize = 64;
+/// File descriptors the daemon asks for (its soft limit is raised to this, or the hard limit),
+/// so the connection cap, not the descriptor limit, is what a flood of sockets meets.
+const WANTED_FILES: u64 = 8192;
+/// A request, body included, must be answered within this, else 408 (a body sent too slowly).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// After SIGTERM or SIGINT, open connections get this long to finish before they are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// `eegd serve` options.
 #[derive(clap::Args, Debug)]
@@ -75,6 +84,31 @@ pub struct ServeArgs {
     /// cores (docs/hardware.md, "Isolating the pipeline").
     #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
     pub server_cpus: Option<CpuList>,
+    /// A browser origin (`http://host:port`) allowed to change state and open WebSockets,
+    /// besides the daemon's own; repeatable. `EEGD_ALLOW_ORIGIN` adds more, comma-separated.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// TCP connections served at once (HTTP and WebSocket); past it a new one is answered 503.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Seconds a connection may take to send a request's head, and may stay idle between
+    /// requests, before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub idle_timeout: f64,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!("`{s}`: expected seconds between 0 and 3600")),
+    }
+}
+
+/// How many connections the server takes, and how long it waits for an idle one.
+#[derive(Clone, Copy, Debug)]
+struct ConnLimits {
+    max: u32,
+    idle: Duration,
 }
 
 /// A list of CPU numbers (one argument, so clap must not read it as many).
@@ -93,6 +127,7 @@ struct AppState {
     hub: Arc<Hub>,
     launcher: Launcher,
     token: Option<Arc<str>>,
+    access: Arc<access::Access>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -120,6 +155,8 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let server_cpus = ServerCpus::new(args.server_cpus.map(|c| c.0));
     let ctl = Arc::new(Controller::new(SessionStore::new(&args.data_dir)?, server_cpus.clone()));
     tracing::info!(data_dir = %ctl.sessions.root().display(), "Recordings go here");
+    // Every file a pipeline reads is resolved inside the data directory, before it is opened.
+    stages::files::confine_to(ctl.sessions.root());
     match ctl.start(&name, &source) {
         Ok(_) => {}
         Err(ApiError::InvalidPipeline(d)) => {
@@ -146,8 +183,18 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let res =
-        rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, args.config.clone()));
+    let mut origins = args.allow_origin.clone();
+    if let Ok(more) = std::env::var("EEGD_ALLOW_ORIGIN") {
+        origins.extend(more.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_string));
+    }
+    raise_file_limit();
+    let limits = ConnLimits { max: args.max_connections, idle: Duration::from_secs_f64(args.idle_timeout) };
+    if let Some(path) = args.config.clone() {
+        rt.spawn(edits::reload_on_sighup(ctl.clone(), launcher.clone(), path));
+    }
+    let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, origins, limits));
+    // A handler still blocked past the grace period is not waited for.
+    rt.shutdown_timeout(SHUTDOWN_GRACE);
     ctl.shutdown();
     hub.shutdown();
     res.map(|_| ExitCode::SUCCESS)
@@ -159,29 +206,165 @@ async fn run_server(
     hub: Arc<Hub>,
     launcher: Launcher,
     token: Option<String>,
-    config: Option<PathBuf>,
+    origins: Vec<String>,
+    limits: ConnLimits,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
     let local = listener.local_addr()?;
+    let access = access::Access::new(local, &origins).map_err(|e| anyhow::anyhow!("--allow-origin: {e}"))?;
     // The one line on stdout: scripts and tests read the port from it (with `--bind …:0`).
     println!("eegd listening on http://{local}");
     tracing::info!(addr = %local, auth = token.is_some(), "Serving");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState { ctl: ctl.clone(), hub, launcher, token: token.map(Arc::from), shutdown: stop_rx };
-    if let Some(path) = config {
-        tokio::spawn(edits::reload_on_sighup(state.clone(), path));
-    }
+    let state = AppState {
+        ctl: ctl.clone(),
+        hub,
+        launcher,
+        token: token.map(Arc::from),
+        access: Arc::new(access),
+        shutdown: stop_rx,
+    };
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            wait_for_signal().await;
-            tracing::info!("Stopping: closing the recording and draining the pipeline");
-            let c = ctl.clone();
-            let _ = tokio::task::spawn_blocking(move || c.shutdown()).await;
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .context("serving")
+    serve_connections(listener, app, limits, async move {
+        wait_for_signal().await;
+        tracing::info!("Stopping: closing the recording and draining the pipeline");
+        let c = ctl.clone();
+        let _ = tokio::task::spawn_blocking(move || c.shutdown()).await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    Ok(())
+}
+
+/// Raises the soft limit on open files towards [`WANTED_FILES`] (never above the hard limit).
+fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = WANTED_FILES.min(hard);
+        if soft < want {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+                tracing::warn!(error = %e, soft, "Could not raise the open-files limit");
+            }
+        }
+    }
+}
+
+/// A TCP connection that holds one of the `--max-connections` places for as long as it lives,
+/// through a WebSocket upgrade too (the upgraded socket owns it).
+struct Counted {
+    stream: tokio::net::TcpStream,
+    _place: OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The answer to a connection past `--max-connections`, written before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+Content-Length: 44\r\nConnection: close\r\n\r\n{\"error\": \"too many connections; try again\"}";
+
+/// Serves `app` on `listener` until `stop` completes, then lets open connections finish for at
+/// most [`SHUTDOWN_GRACE`].
+///
+/// Hand-written over hyper rather than `axum::serve`, which has no connection limit, no
+/// timeout on a request's head (an idle socket is kept forever) and a graceful shutdown that
+/// waits without end for a half-sent request.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let places = Arc::new(Semaphore::new(limits.max as usize));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was taken:
+                    // wait a moment rather than spin on the error.
+                    tracing::warn!(error = %e, "Accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(TOO_MANY)).await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = hyper_util::rt::TokioIo::new(Counted { stream, _place: place });
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(limits.idle);
+            let mut conn = std::pin::pin!(http.serve_connection(io, service).with_upgrades());
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let _ = closing_tx.send(true);
+    // Every place returned means every connection (and WebSocket) has ended.
+    if tokio::time::timeout(SHUTDOWN_GRACE, places.acquire_many(limits.max)).await.is_err() {
+        let open = limits.max as usize - places.available_permits();
+        tracing::warn!(open, "Connections cut at shutdown");
+    }
 }
 
 async fn wait_for_signal() {
@@ -225,7 +408,29 @@ fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/{*path}", get(asset))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), check_access))
+        .layer(middleware::from_fn(error::json_errors))
         .with_state(state)
+}
+
+/// The `Host` and `Origin` rule of [`access`], on every request.
+async fn check_access(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    match st.access.check(req.method(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            tracing::warn!(method = %req.method(), path = %req.uri().path(), error = %e, "Refused");
+            e.into_response()
+        }
+    }
+}
+
+/// 408 when a request (reading its body included) is not answered within [`REQUEST_TIMEOUT`].
+async fn request_timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout("the request was not complete in time".into()).into_response(),
+    }
 }
 
 /// Compares without an early exit, so the time taken tells nothing about the token.
@@ -472,7 +677,7 @@ fn serve_file(path: &str) -> Response {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
             ([(header::CONTENT_TYPE, mime.essence_str().to_string())], f.contents()).into_response()
         }
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+        None => ApiError::NotFound("not found".into()).into_response(),
     }
 }
 
@@ -516,11 +721,19 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
         return ApiError::BadRequest(format!("a topic is 1 to {MAX_TOPIC} letters, digits, `-`, `_` or `.`"))
             .into_response();
     }
+    // Joined before the upgrade, so the topic cap holds however many upgrades are in flight.
+    let Some(sub) = st.hub.join(&q.topic) else {
+        return ApiError::Unavailable(format!(
+            "clients watch {} topics already; that is the most the daemon serves at once",
+            hub::MAX_TOPICS
+        ))
+        .into_response();
+    };
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .max_write_buffer_size(WS_WRITE_BUFFER.max(MAX_BODY) * 4)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .on_upgrade(move |socket| data_client(socket, st, q.topic))
+        .on_upgrade(move |socket| data_client(socket, st, sub))
 }
 
 /// One data client: frames of its topic out; anything it sends is ignored but a close.
@@ -528,9 +741,8 @@ async fn ws_data(State(st): State<AppState>, Query(q): Query<TopicQuery>, ws: We
 /// While a send waits on a slow socket, the frames that arrive meanwhile queue in `backlog`
 /// (at most [`hub::CLIENT_BACKLOG`]); beyond that the oldest is dropped and counted at once, so
 /// a stalled client's losses show in the metrics while it stalls, and it never holds more.
-async fn data_client(mut socket: WebSocket, st: AppState, topic: String) {
+async fn data_client(mut socket: WebSocket, st: AppState, mut sub: hub::Subscription) {
     let _c = Connected::new(&st.hub.data_clients);
-    let mut sub = st.hub.join(&topic);
     let mut stop = st.shutdown.clone();
     if *stop.borrow_and_update() {
         return;

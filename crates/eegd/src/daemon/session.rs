@@ -30,6 +30,7 @@ impl SessionStore {
         fs::create_dir_all(root)
             .with_context(|| format!("creating the data directory {}", root.display()))?;
         let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+        recover_under(&root, 3);
         Ok(SessionStore { root })
     }
 
@@ -52,6 +53,25 @@ impl SessionStore {
         match p.canonicalize() {
             Ok(c) if c.starts_with(&self.root) => Ok(c),
             _ => Err("`recording.data_dir` leaves the data directory".to_string()),
+        }
+    }
+}
+
+/// Marks every session under `dir` (and the folders `recording.data_dir` may have made, up to
+/// `depth` levels down) that a stopped process left `recording` as `interrupted`.
+fn recover_under(dir: &Path, depth: usize) {
+    if let Err(e) = recording::recover(dir) {
+        tracing::warn!(error = %e, "Looking for interrupted sessions");
+    }
+    if depth == 0 {
+        return;
+    }
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        // Plain folders only (no symlinks), and not sessions themselves.
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && !p.join(recording::META_FILE).exists() {
+            recover_under(&p, depth - 1);
         }
     }
 }

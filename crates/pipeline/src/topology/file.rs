@@ -1,4 +1,4 @@
-//! The pipeline file model (DESIGN §4) and its structural checks.
+//! The pipeline file model (README.md, "A pipeline") and its structural checks.
 //!
 //! [`parse_file`] turns the text into a [`PipelineFile`]: the `stages` list as [`StageDecl`]s
 //! (type, reserved keys, and the remaining parameters as a positioned [`Node`]), plus the
@@ -17,6 +17,7 @@
 
 use super::decode::decode_at;
 use super::diag::{did_you_mean, list_names, Diagnostic, Span};
+use super::limits;
 use super::yaml::{self, Node, PathSeg, Value};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -82,7 +83,7 @@ pub struct RuntimeConfig {
     #[schemars(range(min = 1, max = 65536))]
     pub queue_capacity: usize,
     /// Packets in the pool; by default the graph builder computes it from the graph.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = super::limits::MAX_POOL_PACKETS))]
     pub pool_packets: Option<usize>,
     /// Lock the process's memory (`mlockall`) so the data path never page-faults.
     pub mlockall: bool,
@@ -125,6 +126,11 @@ pub struct RecordingConfig {
     pub format: RecordingFormat,
     /// Where sessions are written; default chosen by the daemon.
     pub data_dir: Option<PathBuf>,
+    /// Physical range ±`range_uv` of the session's BDF/EDF file, µV: values at or beyond it are
+    /// written as its limit and counted (`samples_clipped`). Default: EDF ±3000 µV, BDF the
+    /// ADC's full scale.
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub range_uv: Option<f64>,
 }
 
 /// One item of `stages`, as written: not yet checked against the stage registry.
@@ -251,6 +257,17 @@ fn check_stages(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<StageDec
             return None;
         }
     };
+    if let Some(extra) = items.get(limits::MAX_STAGES) {
+        diags.push(Diagnostic::at(
+            extra.span,
+            format!(
+                "{} stages; a pipeline may have at most {} (this is the first one over)",
+                items.len(),
+                limits::MAX_STAGES
+            ),
+        ));
+        return None;
+    }
     // Every item is checked, even after a broken one, so all errors show at once.
     let decls: Vec<Option<StageDecl>> = items.iter().map(|item| check_stage(item, diags)).collect();
     decls.into_iter().collect()
@@ -395,7 +412,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The example of DESIGN §4.
+    /// The default pipeline.
     const DEFAULT_PIPELINE: &str = "\
 # pipelines/default.yaml
 stages:
@@ -528,7 +545,7 @@ stages:
     #[test]
     fn decodes_runtime_and_recording() {
         let f = parsed(
-            "stages: [emulator: {}]\nruntime:\n  groups: { dsp: { cpu: 1, priority: 80 } }\n  queue_capacity: 128\n  mlockall: true\n  realtime_priority: 50\nrecording: { input: notch, format: edf, data_dir: /var/lib/eegd }\n",
+            "stages: [emulator: {}]\nruntime:\n  groups: { dsp: { cpu: 1, priority: 80 } }\n  queue_capacity: 128\n  mlockall: true\n  realtime_priority: 50\nrecording: { input: notch, format: edf, data_dir: /var/lib/eegd, range_uv: 500 }\n",
         );
         assert_eq!(f.runtime.groups["dsp"], GroupConfig { cpu: Some(1), priority: Some(80) });
         assert_eq!(f.runtime.queue_capacity, 128);
@@ -540,7 +557,8 @@ stages:
             RecordingConfig {
                 input: Some("notch".into()),
                 format: RecordingFormat::Edf,
-                data_dir: Some("/var/lib/eegd".into())
+                data_dir: Some("/var/lib/eegd".into()),
+                range_uv: Some(500.0),
             }
         );
     }
@@ -734,7 +752,7 @@ runtime:
   mlock: true
   groups:
     dsp: { priority: 120, core: 1 }
-recording: { format: wav, input: 3 }
+recording: { format: wav, input: 3, range_uv: -1 }
 ";
         let (file, diags) = parse_file(src);
         let got: Vec<_> =
@@ -747,6 +765,7 @@ recording: { format: wav, input: 3 }
                 (6, 22, "`runtime.groups.dsp.priority` = 120 is out of range (1 to 99)"),
                 (6, 27, "unknown parameter `core` (valid: `cpu`, `priority`)"),
                 (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `csv`, `edf`"),
+                (7, 47, "`recording.range_uv` = -1 is out of range (greater than 0)"),
             ]
         );
         let file = file.expect("section errors leave the structure usable");

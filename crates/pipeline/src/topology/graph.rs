@@ -2,6 +2,7 @@
 //! inputs, cycles, packet kinds and thread groups, every error reported at once.
 use super::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
 use super::file::{parse_file, ErrorPolicy, Overflow, PipelineFile, RecordingConfig, RuntimeConfig};
+use super::limits;
 use crate::stage::{
     lookup, param_diagnostic, registry, BuildCx, BuiltStage, DynStage, ErasedParams, Registration, Role,
 };
@@ -106,6 +107,10 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         }
     }
 
+    // Resources: sinks and open files.
+    over_limit(f, &decls, |r| r.role == Role::Sink, limits::MAX_SINKS, "sink stages", diags);
+    over_limit(f, &decls, |r| r.opens_file, limits::MAX_FILES, "stages that open a file", diags);
+
     // Tier 2: names.
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, s) in f.stages.iter().enumerate() {
@@ -128,6 +133,9 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         let s = &f.stages[i];
         let role = decls[i].as_ref().map(|d| d.reg.role);
         let mut inputs = Vec::new();
+        // An input named but not found: the stage cannot be built (its type would be handed
+        // fewer inputs than it takes), so it is left out of the later tiers.
+        let mut unresolved = false;
         match &s.inputs {
             Some(list) => {
                 if role == Some(Role::Source) && !list.is_empty() {
@@ -138,25 +146,43 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
                 }
                 for (name, span) in list {
                     match by_name.get(name.as_str()) {
-                        Some(&j) if j == i => diags
-                            .push(Diagnostic::at(*span, format!("`{}` cannot take its own output", s.name))),
+                        Some(&j) if j == i => {
+                            unresolved = true;
+                            diags.push(Diagnostic::at(
+                                *span,
+                                format!("`{}` cannot take its own output", s.name),
+                            ))
+                        }
                         Some(&j) => inputs.push((j, *span)),
-                        None => diags.push(Diagnostic::at(
-                            *span,
-                            format!(
-                                "`{}`: unknown input `{name}`{}",
-                                s.name,
-                                did_you_mean(name, all_names.iter().copied())
-                            ),
-                        )),
+                        None => {
+                            unresolved = true;
+                            diags.push(Diagnostic::at(
+                                *span,
+                                format!(
+                                    "`{}`: unknown input `{name}`{}",
+                                    s.name,
+                                    did_you_mean(name, all_names.iter().copied())
+                                ),
+                            ))
+                        }
                     }
+                }
+                if list.is_empty() && role.is_some_and(|r| r != Role::Source) {
+                    unresolved = true;
+                    diags.push(Diagnostic::at(
+                        s.type_span,
+                        format!("`{}` needs an input, and `inputs` is empty", s.name),
+                    ));
                 }
             }
             None if role == Some(Role::Source) || role.is_none() => {}
-            None if i == 0 => diags.push(Diagnostic::at(
-                s.type_span,
-                format!("`{}` needs an input, and there is no stage above it; add `inputs:`", s.name),
-            )),
+            None if i == 0 => {
+                unresolved = true;
+                diags.push(Diagnostic::at(
+                    s.type_span,
+                    format!("`{}` needs an input, and there is no stage above it; add `inputs:`", s.name),
+                ))
+            }
             None => inputs.push((i - 1, s.type_span)),
         }
         for &(j, span) in &inputs {
@@ -174,18 +200,23 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         }
         if let Some(d) = decls[i].as_mut() {
             if d.reg.role != Role::Source && !d.reg.multi_input && inputs.len() > 1 {
+                unresolved = true;
                 diags.push(Diagnostic::at(
                     s.type_span,
                     format!("`{}` takes one input, not {}", s.name, inputs.len()),
                 ));
             }
             if d.reg.multi_input && s.inputs.as_ref().is_none_or(|l| l.len() < 2) {
+                unresolved = true;
                 diags.push(Diagnostic::at(
                     s.type_span,
                     format!("`{}` joins streams: list two or more `inputs`", s.name),
                 ));
             }
             d.inputs = inputs;
+        }
+        if unresolved {
+            decls[i] = None;
         }
     }
 
@@ -310,6 +341,22 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
             ));
         }
     }
+    let mut seen_groups: Vec<&str> = Vec::new();
+    for &i in &order {
+        if !seen_groups.contains(&groups[i].as_str()) {
+            seen_groups.push(&groups[i]);
+            if seen_groups.len() == limits::MAX_GROUPS + 1 {
+                diags.push(Diagnostic::at(
+                    decls[i].file.span,
+                    format!(
+                        "more than {} thread groups (`{}` is the first one over); put stages in fewer groups",
+                        limits::MAX_GROUPS,
+                        groups[i]
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(cycle) = group_cycle(&decls, &groups) {
         diags.push(Diagnostic::new(format!(
             "thread groups form a cycle ({}); a full queue could deadlock it — regroup the stages",
@@ -364,6 +411,10 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
     // Every packet a queue can hold, plus a few in flight per stage (a packet being processed,
     // one being emitted, what a fan-in holds while it waits for its partner).
     let pool_packets = rt.pool_packets.unwrap_or(cross_edges + 8 * n + 16);
+    check_pool(f, pool_packets, pool_words, diags);
+    if !diags.is_empty() {
+        return None;
+    }
     Some(Plan {
         stages,
         runtime: rt.clone(),
@@ -372,6 +423,46 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         pool_packets,
         source: String::new(),
     })
+}
+
+/// Reports the first stage past `limit` of those whose type `counts`.
+fn over_limit(
+    f: &PipelineFile,
+    decls: &[Option<Decl>],
+    counts: impl Fn(&Registration) -> bool,
+    limit: usize,
+    what: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut matching = decls.iter().zip(&f.stages).filter(|(d, _)| d.as_ref().is_some_and(|d| counts(d.reg)));
+    if let Some((_, s)) = matching.nth(limit) {
+        diags.push(Diagnostic::at(
+            s.type_span,
+            format!("`{}`: a pipeline may have at most {limit} {what}; this is one more", s.name),
+        ));
+    }
+}
+
+/// The pool is allocated in full at start: its packets and bytes must stay within the limits.
+fn check_pool(f: &PipelineFile, packets: usize, words: usize, diags: &mut Vec<Diagnostic>) {
+    let bytes = packets.saturating_mul(words).saturating_mul(4);
+    let message = if packets > limits::MAX_POOL_PACKETS {
+        format!("the pool would hold {packets} packets; the limit is {}", limits::MAX_POOL_PACKETS)
+    } else if bytes > limits::MAX_POOL_BYTES {
+        format!(
+            "the pool would take {} MiB ({packets} packets of {words} values); the limit is {}; \
+             lower `runtime.pool_packets`, queue capacities or packet sizes",
+            bytes >> 20,
+            limits::bytes_text(limits::MAX_POOL_BYTES)
+        )
+    } else {
+        return;
+    };
+    let given = f.root.get("runtime").and_then(|r| r.get("pool_packets")).map(|n| n.span);
+    diags.push(match given {
+        Some(span) => Diagnostic::at(span, format!("`runtime.pool_packets`: {message}")),
+        None => Diagnostic::new(message),
+    });
 }
 
 /// Kahn's algorithm: the stages in an order where inputs come first (file order among equals).

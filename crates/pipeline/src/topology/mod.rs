@@ -6,6 +6,7 @@ pub mod decode;
 pub mod diag;
 pub mod file;
 pub mod graph;
+pub mod limits;
 pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Span};

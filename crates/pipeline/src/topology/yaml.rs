@@ -7,10 +7,14 @@
 //! is turned into its text), and a map keeps every entry in file order, duplicates included,
 //! so that [`duplicate_keys`] can report each of them with its position.
 //!
-//! Tags (`!foo`) are ignored and anchors/aliases are expanded by the loader.
+//! Tags (`!foo`) are ignored and aliases are expanded, within the bounds of
+//! [`limits`](super::limits).
 
 use super::diag::{Diagnostic, Span};
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, Marker, ScalarOwned, ScanError, YamlDataOwned};
+use super::limits;
+use saphyr::{Marker, Scalar, ScanError};
+use saphyr_parser::{Event, Parser};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -185,62 +189,54 @@ fn yaml_float(f: f64) -> String {
     }
 }
 
-/// The message saphyr gives a mapping with a repeated key; it stops loading there.
-const DUPLICATE_KEY: &str = "duplicated key in mapping";
-
-/// First of the private-use characters (U+E000..U+F8FF) that stand in for the first character
-/// of a repeated key, one per repeat, so saphyr loads the rest of the file.
-const STAND_IN_FIRST: u32 = 0xE000;
-const STAND_INS: usize = 0x1900;
-
 /// Parses one YAML document. An empty file is a null node at 1:1.
 ///
 /// A syntax error is one [`Diagnostic`] at the position saphyr reports. Duplicate keys are
 /// not an error here; they stay in the tree for [`duplicate_keys`].
+///
+/// The tree is built from saphyr's event stream in one pass, under the bounds of
+/// [`limits`](super::limits): the text's size, the nesting depth, and the values and text the
+/// document holds once aliases are expanded (an alias costs what its anchor holds). Exceeding
+/// one stops the parse at once with an error at the node that went over, so a small file of
+/// aliases cannot expand to gigabytes, nor deep nesting overflow the stack.
 pub fn parse(src: &str) -> Result<Node, Diagnostic> {
-    // saphyr refuses a repeated key and keeps one value per key. To report every repeat and
-    // still check the rest of the file, each repeated key it reports has its first character
-    // swapped for a unique stand-in, the text is loaded again, and the character is put back in
-    // the tree. Keys that do not start with a letter, digit or `_` (rare) cannot be renamed
-    // this way and stay a syntax error.
-    let mut renamed: HashMap<usize, char> = HashMap::new();
-    let mut text: Option<Vec<char>> = None;
-    loop {
-        let loaded = match &text {
-            None => MarkedYamlOwned::load_from_str(src),
-            Some(chars) => MarkedYamlOwned::load_from_str(&chars.iter().collect::<String>()),
-        };
-        match loaded {
-            Ok(docs) => return Converter { renamed: &renamed }.document(docs),
-            Err(e) if e.info() == DUPLICATE_KEY => {
-                let chars = text.get_or_insert_with(|| src.chars().collect());
-                let key_at = e.marker().index();
-                let Some(original) = rename_key(chars, key_at, renamed.len()) else {
-                    return Err(Diagnostic::at(span_of(e.marker()), "duplicate key"));
-                };
-                renamed.insert(key_at, original);
+    if src.len() > limits::MAX_FILE_BYTES {
+        return Err(Diagnostic::at(
+            Span::new(1, 1),
+            format!(
+                "the file is {} bytes; a pipeline file may have at most {}",
+                src.len(),
+                limits::bytes_text(limits::MAX_FILE_BYTES)
+            ),
+        ));
+    }
+    let mut parser = Parser::new_from_str(src);
+    let mut builder = Builder::default();
+    let mut documents = 0usize;
+    let mut second_doc: Option<Span> = None;
+    while let Some(next) = parser.next_event() {
+        let (event, at) = next.map_err(|e| syntax_error(&e))?;
+        let span = span_of(&at.start);
+        match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents == 2 {
+                    second_doc = Some(span);
+                }
             }
-            Err(e) => return Err(syntax_error(&e)),
+            // A later document is only checked for syntax and counted.
+            _ if documents > 1 => {}
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+            event => builder.event(event, span)?,
         }
     }
-}
-
-/// Swaps the first character of the key starting at `key_at` for the `n`th stand-in and
-/// returns the original character, or `None` when the key cannot be renamed safely.
-fn rename_key(chars: &mut [char], key_at: usize, n: usize) -> Option<char> {
-    if n >= STAND_INS {
-        return None;
+    if let Some(span) = second_doc {
+        return Err(Diagnostic::at(
+            span,
+            format!("expected one YAML document, found {documents}; remove the `---` line"),
+        ));
     }
-    let first = match chars.get(key_at)? {
-        '"' | '\'' => key_at + 1,
-        _ => key_at,
-    };
-    let original = *chars.get(first)?;
-    if !(original.is_alphanumeric() || original == '_') {
-        return None;
-    }
-    chars[first] = char::from_u32(STAND_IN_FIRST + u32::try_from(n).ok()?)?;
-    Some(original)
+    Ok(builder.root.unwrap_or_else(|| Node::new(Span::new(1, 1), Value::Null)))
 }
 
 fn syntax_error(e: &ScanError) -> Diagnostic {
@@ -252,64 +248,154 @@ fn span_of(m: &Marker) -> Span {
     Span::new(m.line().max(1), m.col() + 1)
 }
 
-struct Converter<'a> {
-    /// Renamed duplicate keys: the char index where the key starts → its first character.
-    renamed: &'a HashMap<usize, char>,
+/// What a node holds: values (itself and everything under it) and bytes of scalar text.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cost {
+    values: usize,
+    text: usize,
 }
 
-impl Converter<'_> {
-    fn document(&self, docs: Vec<MarkedYamlOwned>) -> Result<Node, Diagnostic> {
-        let mut docs = docs.into_iter();
-        let Some(first) = docs.next() else {
-            return Ok(Node::new(Span::new(1, 1), Value::Null));
-        };
-        if let Some(second) = docs.next() {
+/// A list or map being read, with the cost counters as they were when it opened (so its own
+/// cost is known when it closes, for an anchor on it).
+struct Open {
+    node: Node,
+    /// The key read, waiting for its value (maps only).
+    key: Option<Node>,
+    anchor: usize,
+    cost_at_start: Cost,
+}
+
+/// Builds the tree from parser events (an explicit stack: no recursion).
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    /// Anchor id → the anchored node and its cost.
+    anchors: HashMap<usize, (Node, Cost)>,
+    cost: Cost,
+    root: Option<Node>,
+}
+
+impl Builder {
+    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), Diagnostic> {
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                self.spend(Cost { values: 1, text: text.len() }, span)?;
+                let scalar = match tag.as_deref() {
+                    Some(tag) if tag.is_yaml_core_schema() => {
+                        Scalar::parse_from_cow_and_metadata(text, style, Some(&Cow::Borrowed(tag)))
+                    }
+                    // Other tags (`!foo`) are ignored.
+                    _ => Scalar::parse_from_cow_and_metadata(text, style, None),
+                };
+                let value = match scalar {
+                    Some(Scalar::Null) => Value::Null,
+                    Some(Scalar::Boolean(b)) => Value::Bool(b),
+                    Some(Scalar::Integer(i)) => Value::Int(i),
+                    Some(Scalar::FloatingPoint(f)) => Value::Float(f.into_inner()),
+                    Some(Scalar::String(s)) => Value::Str(s.into_owned()),
+                    None => {
+                        return Err(Diagnostic::at(span, "invalid YAML: the value does not match its tag"))
+                    }
+                };
+                let node = Node::new(span, value);
+                if anchor > 0 {
+                    self.anchors
+                        .insert(anchor, (node.clone(), Cost { values: 1, text: node_text_len(&node) }));
+                }
+                self.insert(node);
+            }
+            Event::SequenceStart(anchor, _) => self.open(Value::Seq(Vec::new()), anchor, span)?,
+            Event::MappingStart(anchor, _) => self.open(Value::Map(Vec::new()), anchor, span)?,
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(open) = self.stack.pop() else { return Ok(()) };
+                if open.anchor > 0 {
+                    let cost = Cost {
+                        values: self.cost.values - open.cost_at_start.values,
+                        text: self.cost.text - open.cost_at_start.text,
+                    };
+                    self.anchors.insert(open.anchor, (open.node.clone(), cost));
+                }
+                self.insert(open.node);
+            }
+            Event::Alias(id) => {
+                let Some((node, cost)) = self.anchors.get(&id) else {
+                    return Err(Diagnostic::at(span, "unresolved YAML alias"));
+                };
+                let (mut node, cost) = (node.clone(), *cost);
+                self.spend(cost, span)?;
+                node.span = span;
+                self.insert(node);
+            }
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd
+            | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, value: Value, anchor: usize, span: Span) -> Result<(), Diagnostic> {
+        if self.stack.len() >= limits::MAX_DEPTH {
             return Err(Diagnostic::at(
-                span_of(&second.span.start),
-                format!("expected one YAML document, found {}; remove the `---` line", 2 + docs.len()),
+                span,
+                format!("maps and lists nest deeper than {} levels", limits::MAX_DEPTH),
             ));
         }
-        self.node(&first, span_of(&first.span.start))
+        let cost_at_start = self.cost;
+        self.spend(Cost { values: 1, text: 0 }, span)?;
+        self.stack.push(Open { node: Node::new(span, value), key: None, anchor, cost_at_start });
+        Ok(())
     }
 
-    /// `span` is passed in because a tagged node's inner value has no position of its own.
-    fn node(&self, m: &MarkedYamlOwned, span: Span) -> Result<Node, Diagnostic> {
-        let value = match &m.data {
-            YamlDataOwned::Value(scalar) => match scalar {
-                ScalarOwned::Null => Value::Null,
-                ScalarOwned::Boolean(b) => Value::Bool(*b),
-                ScalarOwned::Integer(i) => Value::Int(*i),
-                ScalarOwned::FloatingPoint(f) => Value::Float(f.into_inner()),
-                ScalarOwned::String(s) => Value::Str(s.clone()),
-            },
-            YamlDataOwned::Representation(s, _, _) => Value::Str(s.clone()),
-            YamlDataOwned::Sequence(items) => Value::Seq(
-                items.iter().map(|i| self.node(i, span_of(&i.span.start))).collect::<Result<_, _>>()?,
-            ),
-            YamlDataOwned::Mapping(entries) => Value::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| Ok((self.key(k)?, self.node(v, span_of(&v.span.start))?)))
-                    .collect::<Result<_, Diagnostic>>()?,
-            ),
-            YamlDataOwned::Tagged(_, inner) => return self.node(inner, span),
-            YamlDataOwned::Alias(_) => return Err(Diagnostic::at(span, "unresolved YAML alias")),
-            YamlDataOwned::BadValue => {
-                return Err(Diagnostic::at(span, "invalid YAML: the value does not match its tag"))
-            }
-        };
-        Ok(Node::new(span, value))
-    }
-
-    /// A key as a string node, with a renamed duplicate's first character restored.
-    fn key(&self, m: &MarkedYamlOwned) -> Result<Node, Diagnostic> {
-        let node = self.node(m, span_of(&m.span.start))?;
-        let mut text = key_text(&node);
-        if let Some(&original) = self.renamed.get(&m.span.start.index()) {
-            let rest: String = text.chars().skip(1).collect();
-            text = format!("{original}{rest}");
+    /// Counts `cost` against the limits; an error once either is exceeded.
+    fn spend(&mut self, cost: Cost, span: Span) -> Result<(), Diagnostic> {
+        self.cost.values = self.cost.values.saturating_add(cost.values);
+        self.cost.text = self.cost.text.saturating_add(cost.text);
+        if self.cost.values > limits::MAX_VALUES {
+            return Err(Diagnostic::at(
+                span,
+                format!(
+                    "the file holds more than {} values (aliases expanded); simplify it",
+                    limits::MAX_VALUES
+                ),
+            ));
         }
-        Ok(Node::new(node.span, Value::Str(text)))
+        if self.cost.text > limits::MAX_TEXT_BYTES {
+            return Err(Diagnostic::at(
+                span,
+                format!(
+                    "the file holds more than {} of text (aliases expanded); simplify it",
+                    limits::bytes_text(limits::MAX_TEXT_BYTES)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Puts a finished node where it belongs: an item of the open list, a key or value of the
+    /// open map, or the root.
+    fn insert(&mut self, node: Node) {
+        let Some(open) = self.stack.last_mut() else {
+            self.root = Some(node);
+            return;
+        };
+        match &mut open.node.value {
+            Value::Seq(items) => items.push(node),
+            Value::Map(entries) => match open.key.take() {
+                None => open.key = Some(Node::new(node.span, Value::Str(key_text(&node)))),
+                Some(key) => entries.push((key, node)),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Bytes of text of a scalar node (0 for others).
+fn node_text_len(node: &Node) -> usize {
+    match &node.value {
+        Value::Str(s) => s.len(),
+        _ => 0,
     }
 }
 
@@ -449,7 +535,7 @@ runtime: {}
     #[test]
     fn rejects_several_documents() {
         let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
-        assert_eq!(e.span, Some(at(3, 1)));
+        assert_eq!(e.span, Some(at(2, 1)), "at the `---` line");
         assert!(e.message.contains("found 2"), "{}", e.message);
     }
 
@@ -492,10 +578,12 @@ runtime: { mlockall: true, 'mlockall': false }
     }
 
     #[test]
-    fn odd_duplicate_key_is_a_syntax_error() {
-        let e = parse("[a]: 1\n[a]: 2\n").unwrap_err();
-        assert_eq!(e.span.map(|s| s.line), Some(2));
-        assert_eq!(e.message, "duplicate key");
+    fn reports_odd_duplicate_keys_by_their_text() {
+        let n = parse("[a]: 1\n[a]: 2\n").unwrap();
+        let d = duplicate_keys(&n);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].span, Some(at(2, 1)));
+        assert_eq!(d[0].message, "duplicate key `[\"a\"]` (first at line 1)");
     }
 
     #[test]
@@ -561,5 +649,83 @@ runtime: { mlockall: true, 'mlockall': false }
         assert_eq!(path_to_string(&p), "v[2].x");
         assert_eq!(path_to_string(&[PathSeg::Index(0)]), "[0]");
         assert_eq!(path_to_string(&[]), "");
+    }
+
+    /// Ten levels of eight aliases each: under 1 KB that would expand to 10^9 values.
+    fn alias_bomb(as_keys: bool) -> String {
+        let mut src = String::from("a0: &a0 [x,x,x,x,x,x,x,x]\n");
+        for level in 1..10 {
+            let prev = level - 1;
+            let items: Vec<String> = (0..8)
+                .map(|k| if as_keys { format!("*a{prev} : {k}") } else { format!("*a{prev}") })
+                .collect();
+            let (open, close) = if as_keys { ('{', '}') } else { ('[', ']') };
+            src.push_str(&format!("a{level}: &a{level} {open}{}{close}\n", items.join(",")));
+        }
+        src
+    }
+
+    #[test]
+    fn refuses_aliases_that_expand_too_far() {
+        for as_keys in [false, true] {
+            let src = alias_bomb(as_keys);
+            assert!(src.len() < 1000, "{}", src.len());
+            let e = parse(&src).unwrap_err();
+            assert!(e.message.contains("aliases expanded"), "{}", e.message);
+            assert!(e.span.is_some_and(|s| s.line > 1), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn counts_an_alias_of_a_long_string_by_its_text() {
+        let long = "y".repeat(100_000);
+        let src = format!("a: &s {long}\nb: [{}]\n", vec!["*s"; 50].join(", "));
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.contains("of text"), "{}", e.message);
+    }
+
+    #[test]
+    fn allows_modest_aliases() {
+        let n = parse("a: &x { q: 1 }\nb: [*x, *x]\n").unwrap();
+        assert_eq!(n.to_json(), json!({"a": {"q": 1}, "b": [{"q": 1}, {"q": 1}]}));
+    }
+
+    #[test]
+    fn refuses_deep_nesting_at_the_level_that_goes_over() {
+        for depth in [limits::MAX_DEPTH + 1, 10_000, 200_000] {
+            let src = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let e = parse(&src).unwrap_err();
+            // Our bound, or for flow lists saphyr's own scanner bound, which it meets first as
+            // it scans ahead.
+            assert!(e.span.is_some_and(|s| s.line == 1 && s.col <= 257), "{depth}: {e:?}");
+            assert!(
+                e.message.contains("nest deeper") || e.message.contains("recursion limit"),
+                "{}",
+                e.message
+            );
+        }
+        let block: String = (0..1_000).map(|k| format!("{}a:\n", " ".repeat(k))).collect();
+        let e = parse(&block).unwrap_err();
+        assert!(e.message.contains("nest deeper"), "{e:?}");
+        let ok = format!("{}{}", "[".repeat(limits::MAX_DEPTH), "]".repeat(limits::MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn refuses_a_file_over_the_size_limit() {
+        let src = format!("a: \"{}\"\n", "z".repeat(limits::MAX_FILE_BYTES));
+        let e = parse(&src).unwrap_err();
+        assert_eq!(e.span, Some(at(1, 1)));
+        assert!(e.message.contains("at most 1 MiB"), "{}", e.message);
+    }
+
+    #[test]
+    fn reports_thousands_of_duplicate_keys_in_one_parse() {
+        // Each repeat used to cost a full re-parse of the file (quadratic); now one pass.
+        let src: String = (0..2000).map(|k| format!("key: {k}\n")).collect();
+        let n = parse(&src).unwrap();
+        let d = duplicate_keys(&n);
+        assert_eq!(d.len(), 1999);
+        assert_eq!(d[1998].span, Some(at(2000, 1)));
     }
 }
