@@ -220,13 +220,15 @@ fn section(text: &str, key: &str) -> Value {
 /// The edits that turn the running graph into `new`, or `None` when that needs a restart:
 /// a source added, removed or changed, or a different `runtime`. A stage whose inputs or
 /// group changed is removed and added again, with everything downstream of it; one whose type
-/// changed is replaced; one whose parameters changed gets them live.
+/// changed is replaced; one whose parameters changed gets them live. Stages in `keep` (a
+/// session's recorder) are not the file's and stay.
 fn live_diff(
     old: &Topology,
     params: &BTreeMap<String, Value>,
     old_text: &str,
     new_text: &str,
     new: &Plan,
+    keep: &[String],
 ) -> Option<Vec<LiveStep>> {
     if section(old_text, "runtime") != section(new_text, "runtime") {
         return None;
@@ -260,6 +262,9 @@ fn live_diff(
     let mut gone = vec![false; old.len()];
     let mut changes = Vec::new();
     for (i, o) in old.iter().enumerate() {
+        if keep.contains(&o.name) {
+            continue;
+        }
         let Some(k) = new.index_of(&o.name) else {
             gone[i] = true;
             continue;
@@ -342,7 +347,9 @@ impl Controller {
         let mut inner = self.lock();
         if let Some(shared) = Self::running(&inner).cloned() {
             let old = inner.config.as_ref().map(|c| c.source.clone()).unwrap_or_default();
-            if let Some(steps) = live_diff(&shared.stages(), &inner.params, &old, &text, &p) {
+            let keep: Vec<String> =
+                inner.recording.iter().map(|r| r.session.recorder().to_string()).collect();
+            if let Some(steps) = live_diff(&shared.stages(), &inner.params, &old, &text, &p, &keep) {
                 return self.apply_live(&mut inner, &shared, steps, name, text, p);
             }
         }
@@ -659,12 +666,10 @@ impl Controller {
     }
 
     /// Opens a session (the `recording` library: folder, `pipeline.yaml`, `session_meta.json`,
-    /// and a recorder sink on the `recording.input` stage) and runs the pipeline with it.
-    ///
-    /// The recorder joins by restarting the pipeline with the session's recorder added: the
-    /// running pipeline drains first (nothing it produced is lost) and the new one starts at
-    /// once, with the live parameter changes. While it records, the recorder and everything
-    /// upstream of it are locked.
+    /// and a recorder sink on the `recording.input` stage) and attaches its recorder to the
+    /// running pipeline as a live edit: the source is not configured again, `seq` goes on,
+    /// and the recording starts with the first packet after the request. While it records, the
+    /// recorder and everything upstream of it are locked.
     pub fn start_recording(&self, req: SessionRequest) -> ApiResult<Value> {
         let mut inner = self.lock();
         if inner.recording.is_some() {
@@ -688,20 +693,17 @@ impl Controller {
         let dir =
             self.sessions.confine(inner.recording_cfg.data_dir.as_deref()).map_err(ApiError::BadRequest)?;
         let src = effective(&cfg, &[])?;
-        let mut p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+        let shared = Self::running(&inner)
+            .cloned()
+            .ok_or_else(|| ApiError::Conflict("no pipeline is running".into()))?;
         let opts = SessionOptions {
             participant: req.participant.unwrap_or_default(),
             notes: req.notes.unwrap_or_default(),
             format,
         };
-        let mut session = Session::create(&dir, &mut p, &opts).map_err(session_error)?;
-        if let Err(e) = self.replace(&mut inner, cfg, p) {
-            let _ = session.abandon(&e.to_string());
-            return Err(e);
-        }
-        if let Some(shared) = Self::running(&inner) {
-            session.attach(shared.clone());
-        }
+        // The recorder joins the running pipeline as a live edit: nothing restarts.
+        let session =
+            Session::start_live(&dir, &shared, &inner.recording_cfg, &src, &opts).map_err(session_error)?;
         let summary = session_summary(&session);
         tracing::info!(session = %session.dir().display(), "Recording started");
         inner.recording = Some(Recording { session });
@@ -709,8 +711,8 @@ impl Controller {
         Ok(summary)
     }
 
-    /// Detaches the recorder (the pipeline restarts without it, which closes the file) and
-    /// closes the session. A session whose recorder failed (a full disk) closes the same way:
+    /// Detaches the recorder as a live edit (it drains and closes its file; the pipeline goes
+    /// on) and closes the session. A session whose recorder failed (a full disk) closes the same way:
     /// its final meta is the answer (with `meta_error` if even that could not be written), and
     /// the pipeline goes on.
     pub fn stop_recording(&self) -> ApiResult<Value> {
@@ -718,24 +720,17 @@ impl Controller {
         let Some(rec) = inner.recording.take() else {
             return Err(ApiError::Conflict("no recording is running".into()));
         };
-        let was_running = Self::running(&inner).is_some();
-        let restart = inner.config.clone().filter(|_| was_running);
-        if let Some(p) = inner.pipeline.take() {
-            p.join();
+        let mut session = rec.session;
+        // Detached as a live edit: it drains what is queued for it and closes its file while
+        // the pipeline goes on.
+        let detached = session.detach();
+        let mut summary = finish_session(session);
+        if let Err(e) = detached {
+            tracing::error!(error = %e, "The recorder could not be detached");
+            summary["detach_error"] = json!(e.to_string());
         }
-        let mut summary = finish_session(rec.session);
-        if let Some(cfg) = restart {
-            let started = effective(&cfg, &[]).and_then(|src| {
-                let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
-                self.replace(&mut inner, cfg, p)
-            });
-            if let Err(e) = started {
-                tracing::error!(error = %e, "The pipeline did not start again after the recording");
-                summary["pipeline_error"] = json!(e.to_string());
-            }
-            let s = self.summary(&inner);
-            self.push(json!({ "event": "state", "pipeline": s }));
-        }
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
         self.push(json!({ "event": "recording", "recording": null, "closed": summary }));
         Ok(summary)
     }
@@ -860,6 +855,7 @@ fn session_error(e: SessionError) -> ApiError {
     match e {
         SessionError::NoInput | SessionError::NotTimeSeries(..) => ApiError::Conflict(e.to_string()),
         SessionError::Build(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::Attach(e) => edit_error(e),
         SessionError::Io { .. } => ApiError::Internal(e.into()),
     }
 }
