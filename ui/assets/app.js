@@ -13,6 +13,7 @@ import { SpectrumView, BandsView } from './spectrum.js';
 import { PipelineGraph, ParamEditor, edgesOf } from './pipeline.js';
 import { StageEdits } from './edit.js';
 import { RecordingPanel } from './recording.js';
+import { QualityPanel } from './quality.js';
 
 const $ = id => document.getElementById(id);
 const POLL_MS = 1000;
@@ -31,6 +32,10 @@ const stageEdits = new StageEdits($('stage-edits'), { onDone: () => poll.now(), 
 const graph = new PipelineGraph($('graph'), name => { editor.show(name); stageEdits.select(name); });
 editor.onApplied = () => poll.now();
 const recording = new RecordingPanel({ onMarker: () => traces.addMarker(), onChange: () => poll.now() });
+const quality = new QualityPanel({
+  table: $('quality-table'), info: $('quality-info'), impedanceBtn: $('impedance-btn'),
+  selftestBtn: $('selftest-btn'), result: $('quality-result'), onRailed: railed => traces.setRailed(railed),
+});
 
 // ---- connection: poll the pipeline, follow /ws/control, reconnect with backoff ---------------------
 

@@ -68,6 +68,12 @@ export class TraceView {
     this.layoutDirty = true;
   }
   label(c) { return this.labels[c] ?? `Ch${c + 1}`; }
+
+  /** Marks the channels whose labels are in `railed` (a Set) on their trace labels. */
+  setRailed(railed) {
+    this.railed = railed;
+    for (const d of this.labelsEl.children) d.classList.toggle('railed', railed.has(this.label(Number(d.dataset.channel))));
+  }
   setWindow(s) { this.windowS = Math.min(MAX_WINDOW_S, Math.max(2, s)); this.columnsDirty = true; this.layoutDirty = true; }
   setScale(uv) { this.uvPerDiv = uv; this.layoutDirty = true; }
   setPaused(p) { this.paused = p; this.layoutDirty = true; }
@@ -204,6 +210,7 @@ export class TraceView {
       const d = el.children[j];
       d.dataset.channel = c;
       d.textContent = this.label(c);
+      d.classList.toggle('railed', !!this.railed?.has(this.label(c)));
       d.style.color = PALETTE[c % PALETTE.length];
       d.style.top = `${(j + 0.5) * laneCss}px`;
       d.style.fontSize = small ? `${Math.max(8, laneCss - 2)}px` : '';

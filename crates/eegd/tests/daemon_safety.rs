@@ -348,3 +348,15 @@ async fn a_session_the_daemon_recorded_replays_by_its_path_in_the_data_dir() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mistyped_sink_input_is_a_400_not_a_500() {
+    let d = Daemon::start();
+    d.wait_packets_above(0).await;
+    for sink in ["csv_sink: { inputs: [emulatr], path: x.csv }", "bdf_sink: { inputs: emulatr, path: x.bdf }"]
+    {
+        let yaml = format!("stages:\n  - emulator: {{ channels: 2, rate: 250 }}\n  - {sink}\n");
+        let reply = start(&d, &yaml).await;
+        assert_refused_and_running(&d, reply, 3, "unknown input `emulatr`").await;
+    }
+}

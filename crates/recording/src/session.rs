@@ -153,6 +153,10 @@ pub struct SessionMeta {
     pub recorder: Option<SinkOutcome>,
     /// How the pipeline's other recording sinks (files named in the pipeline file) ended.
     pub other_sinks: Vec<SinkOutcome>,
+    /// Each channel's signal quality when the session started, and the latest self-test (the
+    /// daemon's `GET /api/signal-quality` and `POST /api/selftest`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_quality: Option<serde_json::Value>,
 }
 
 /// A running session's state, for the control plane.
@@ -438,6 +442,7 @@ impl Session {
             markers_dropped: 0,
             recorder: None,
             other_sinks: Vec::new(),
+            signal_quality: None,
         };
         let s = Session {
             report: None,
@@ -673,6 +678,12 @@ impl Session {
         });
         self.write_meta()?;
         Ok(self.meta)
+    }
+
+    /// Keeps the channels' signal quality at the start in `session_meta.json`.
+    pub fn set_signal_quality(&mut self, quality: serde_json::Value) -> Result<(), SessionError> {
+        self.meta.signal_quality = Some(quality);
+        self.write_meta()
     }
 
     fn write_meta(&self) -> Result<(), SessionError> {

@@ -38,7 +38,14 @@ fn record(dir: &std::path::Path, prepare: impl FnOnce(&Session)) -> (SessionMeta
     }
     assert!(report_for(s.file()).is_some(), "the recorder reports to the session");
     let folder = s.dir().to_path_buf();
+    let rec = pipeline.shared().stage("session_recorder").map(|st| st.stats.clone());
     pipeline.join();
+    if let Some(rec) = rec.filter(|r| r.state() == pipeline::stats::StageState::Finished) {
+        // Exact boundaries: every sample the recorder took, from its first to its last, and
+        // nothing more.
+        let took = rec.packets_in.load(Ordering::Relaxed) * 10;
+        assert_eq!(report_for(s.file()).unwrap().samples.load(Ordering::Relaxed), took);
+    }
     (s.finish().unwrap(), folder)
 }
 

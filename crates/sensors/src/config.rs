@@ -192,6 +192,23 @@ fn bit(on: bool, b: u8) -> u8 {
 }
 
 impl Config {
+    /// Refuses what the datasheet rules out for this chain.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if !(1..=crate::registers::MAX_CHIPS as u8).contains(&self.chips) {
+            return Err("a daisy chain has 1 to 4 chips");
+        }
+        if self.chips > 1 && self.bias.enabled {
+            // Every chip of a chain on one DIN takes the same writes, so every chip's bias
+            // amplifier would drive BIASOUT at once, against each other ("Multiple Device
+            // Configuration": one device's bias amplifier drives, the others' are powered down).
+            return Err(
+                "the bias drive cannot be enabled on a daisy chain that shares DIN: every chip would \
+                 drive BIASOUT (the datasheet powers down all but one chip's bias amplifier)",
+            );
+        }
+        Ok(())
+    }
+
     /// The value of every register for this configuration (`ID` and the status registers
     /// keep their reset values; the driver never writes them).
     pub fn registers(&self) -> [u8; reg::COUNT] {

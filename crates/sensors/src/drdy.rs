@@ -18,6 +18,13 @@ pub trait Drdy {
     /// Blocks until the next DRDY, or for at most `timeout_ns`: `Ok(None)` on time-out (so a
     /// caller can notice a stop request, or a chip that stopped converting).
     fn wait(&mut self, timeout_ns: u64) -> Result<Option<DrdyEvent>, Self::Error>;
+
+    /// Discards DRDY edges already queued (from before the host's `START`: a chip left running
+    /// by an earlier run, or edges during configuration), so the first event after `START` is
+    /// its first conversion. Returns how many were dropped.
+    fn flush(&mut self) -> Result<u32, Self::Error> {
+        Ok(0)
+    }
 }
 
 /// `n / rate` seconds in ns, exactly (integer arithmetic: no drift however large `n`).
@@ -50,6 +57,7 @@ pub struct ClockTracker {
     overruns: u64,
     missed: u64,
     drift_ppm: f64,
+    overlapped: u64,
 }
 
 impl ClockTracker {
@@ -62,6 +70,7 @@ impl ClockTracker {
             overruns: 0,
             missed: 0,
             drift_ppm: 0.0,
+            overlapped: 0,
         }
     }
 
@@ -113,6 +122,25 @@ impl ClockTracker {
     /// Samples lost in all.
     pub fn missed(&self) -> u64 {
         self.missed
+    }
+
+    /// The host finished reading the latest DRDY's frame at `end_ns` (same clock as the DRDY
+    /// timestamps). True if the read ran into the next conversion's update, tUPDATE before the
+    /// next DRDY: the chip reloaded its output register mid-read, so the frame is corrupt.
+    /// Counted in [`overlapped`](Self::overlapped).
+    pub fn read_done(&mut self, end_ns: u64) -> bool {
+        if self.first_ns.is_none() {
+            return false;
+        }
+        let update = (self.last_ns + elapsed_ns(1, self.rate)).saturating_sub(crate::timing::T_UPDATE_NS);
+        let late = end_ns > update;
+        self.overlapped += late as u64;
+        late
+    }
+
+    /// Frames whose read overlapped the next update (see [`read_done`](Self::read_done)).
+    pub fn overlapped(&self) -> u64 {
+        self.overlapped
     }
 }
 

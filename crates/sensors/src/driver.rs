@@ -2,7 +2,8 @@
 //! for each command).
 use crate::config::Config;
 use crate::frame::{self, FrameStatus};
-use crate::registers::{cmd, id, read_only_mask, reg, CHANNELS, FRAME_BYTES, MAX_CHIPS};
+use crate::registers::{cmd, config1, id, read_only_mask, reg, CHANNELS, FRAME_BYTES, MAX_CHIPS};
+use crate::timing::{byte_gap_ns, T_POR_NS, T_REFERENCE_SETTLE_NS, T_RESET_NS, T_SCCS_NS, T_SDATAC_NS};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::spi::{Operation, SpiDevice};
 
@@ -57,11 +58,8 @@ impl DeviceId {
     }
 }
 
-/// `RESET` needs 18 tCLK (8.8 µs at 2.048 MHz) before the next command; twice that, to be safe.
-const RESET_WAIT_NS: u32 = 20_000;
-/// Time for the internal reference buffer to settle after it is switched on. The datasheet's
-/// power-up example waits for the reference before configuring the channels.
-const REFERENCE_SETTLE_NS: u32 = 150_000_000;
+/// The SPI clock assumed until [`Ads1299::with_sclk_hz`] says otherwise, Hz.
+pub const DEFAULT_SCLK_HZ: u32 = 4_000_000;
 /// The last register the block write covers: `CONFIG1` through `LOFF_FLIP` (`LOFF_STATP/N`
 /// after it are read-only).
 const BLOCK1: (u8, u8) = (reg::CONFIG1, reg::LOFF_FLIP);
@@ -79,6 +77,8 @@ pub struct Ads1299<SPI> {
     /// Channels per chip, from the `ID` register (8 until it has been read).
     per_chip: usize,
     frame: Vec<u8>,
+    /// Pause after each byte of a multi-byte command at this SCLK (tSDECODE), ns.
+    gap_ns: u32,
 }
 
 impl<SPI: SpiDevice> Ads1299<SPI> {
@@ -87,7 +87,20 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         if !(1..=MAX_CHIPS).contains(&chips) {
             return Err(Error::Invalid("a daisy chain has 1 to 4 chips"));
         }
-        Ok(Ads1299 { spi, chips, per_chip: CHANNELS, frame: vec![0; chips * FRAME_BYTES] })
+        Ok(Ads1299 {
+            spi,
+            chips,
+            per_chip: CHANNELS,
+            frame: vec![0; chips * FRAME_BYTES],
+            gap_ns: byte_gap_ns(DEFAULT_SCLK_HZ) as u32,
+        })
+    }
+
+    /// Tells the driver the bus's SCLK (default 4 MHz), so it pauses between the bytes of
+    /// multi-byte commands where the bytes alone are shorter than tSDECODE (above 4.096 MHz).
+    pub fn with_sclk_hz(mut self, hz: u32) -> Self {
+        self.gap_ns = byte_gap_ns(hz) as u32;
+        self
     }
 
     /// Chips in the chain.
@@ -115,9 +128,43 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         self.spi
     }
 
-    /// Sends a one-byte command (`cmd::START`, `cmd::SDATAC`, ...).
+    /// Sends a one-byte command (`cmd::START`, `cmd::SDATAC`, ...), holding chip select for
+    /// tSCCS after it, and for the command's own wait where it has one (`RESET`: 18 tCLK,
+    /// `SDATAC`: 4 tCLK), so the next command may follow at once.
     pub fn command(&mut self, opcode: u8) -> Result<(), Error<SPI::Error>> {
-        self.spi.write(&[opcode]).map_err(Error::Bus)
+        let wait = match opcode {
+            cmd::RESET => T_RESET_NS,
+            cmd::SDATAC => T_SDATAC_NS.max(T_SCCS_NS),
+            _ => T_SCCS_NS,
+        };
+        self.spi
+            .transaction(&mut [Operation::Write(&[opcode]), Operation::DelayNs(wait as u32)])
+            .map_err(Error::Bus)
+    }
+
+    /// Sends `bytes` as one multi-byte command: each byte followed by the tSDECODE pause this
+    /// SCLK needs (none at 4 MHz and below), then `read` clocked out, then tSCCS before chip
+    /// select rises. Configuration only: it allocates its list of operations.
+    fn multi_byte(&mut self, bytes: &[u8], read: Option<&mut [u8]>) -> Result<(), Error<SPI::Error>> {
+        let gap = self.gap_ns;
+        let mut ops: Vec<Operation<'_, u8>> = Vec::with_capacity(2 * bytes.len() + 2);
+        if gap == 0 {
+            ops.push(Operation::Write(bytes));
+        } else {
+            // The last argument of a write needs no pause before CS rises beyond tSCCS; a read's
+            // data need the count byte decoded first.
+            for (i, b) in bytes.chunks(1).enumerate() {
+                ops.push(Operation::Write(b));
+                if i + 1 < bytes.len() || read.is_some() {
+                    ops.push(Operation::DelayNs(gap));
+                }
+            }
+        }
+        if let Some(r) = read {
+            ops.push(Operation::Read(r));
+        }
+        ops.push(Operation::DelayNs(T_SCCS_NS as u32));
+        self.spi.transaction(&mut ops).map_err(Error::Bus)
     }
 
     /// Reads `out.len()` registers from `start` (`RREG`). The chip must be in SDATAC mode.
@@ -125,18 +172,18 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
     pub fn read_registers(&mut self, start: u8, out: &mut [u8]) -> Result<(), Error<SPI::Error>> {
         check_range(start, out.len())?;
         let head = [cmd::RREG | start, (out.len() - 1) as u8];
-        self.spi.transaction(&mut [Operation::Write(&head), Operation::Read(out)]).map_err(Error::Bus)
+        self.multi_byte(&head, Some(out))
     }
 
     /// Writes `data` to consecutive registers from `start` (`WREG`). In a daisy chain every
-    /// chip takes the write.
+    /// clocked chip takes the write.
     pub fn write_registers(&mut self, start: u8, data: &[u8]) -> Result<(), Error<SPI::Error>> {
         check_range(start, data.len())?;
         let mut buf = [0u8; 2 + reg::COUNT];
         buf[0] = cmd::WREG | start;
         buf[1] = (data.len() - 1) as u8;
         buf[2..2 + data.len()].copy_from_slice(data);
-        self.spi.write(&buf[..2 + data.len()]).map_err(Error::Bus)
+        self.multi_byte(&buf[..2 + data.len()], None)
     }
 
     /// Reads and checks the `ID` register.
@@ -173,17 +220,29 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         if cfg.chips as usize != self.chips {
             return Err(Error::Invalid("the configuration's chip count differs from the driver's"));
         }
+        cfg.check().map_err(Error::Invalid)?;
+        let want = cfg.registers();
+        // `RESET` waits its 18 tCLK inside the command; after it the chip is in RDATAC mode,
+        // where it ignores register commands.
         self.command(cmd::RESET)?;
-        delay.delay_ns(RESET_WAIT_NS);
-        // After a reset the chip is in RDATAC mode, where it ignores register commands.
         self.command(cmd::SDATAC)?;
+        if self.chips > 1 && cfg.clock_out {
+            // Chips 2…N run from chip 1's CLK output, which `RESET` (and power-up) leave off:
+            // until chip 1 outputs its clock they are deaf. Switch it on, give them tPOR of
+            // running clock ("Power-Up Sequencing"), then take them out of RDATAC. No `RESET`
+            // after this: it would clear CLK_EN and stop their clock again; every writable
+            // register is written below instead.
+            let c1 = [want[reg::CONFIG1 as usize] | config1::CLK_EN];
+            self.write_registers(reg::CONFIG1, &c1)?;
+            delay.delay_ns(T_POR_NS as u32);
+            self.command(cmd::SDATAC)?;
+        }
         let id = self.read_id()?;
         self.per_chip = id.channels as usize;
-        let want = cfg.registers();
         // The reference buffer first, so it settles while nothing depends on it yet.
         self.write_registers(reg::CONFIG3, &want[reg::CONFIG3 as usize..=reg::CONFIG3 as usize])?;
         if cfg.reference_buffer {
-            delay.delay_ns(REFERENCE_SETTLE_NS);
+            delay.delay_ns(T_REFERENCE_SETTLE_NS as u32);
         }
         for (a, b) in [BLOCK1, BLOCK2] {
             self.write_registers(a, &want[a as usize..=b as usize])?;
@@ -191,6 +250,20 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         self.verify(&want)?;
         self.command(cmd::RDATAC)?;
         Ok(id)
+    }
+
+    /// A new configuration on a running chip, between frames: `SDATAC`, the registers, their
+    /// read-back, `RDATAC`. Conversions go on (frames due meanwhile are lost, and counted by
+    /// the DRDY clock); the rate and the chain's clocking must not change.
+    pub fn apply(&mut self, cfg: &Config) -> Result<(), Error<SPI::Error>> {
+        cfg.check().map_err(Error::Invalid)?;
+        let want = cfg.registers();
+        self.command(cmd::SDATAC)?;
+        for (a, b) in [BLOCK1, BLOCK2] {
+            self.write_registers(a, &want[a as usize..=b as usize])?;
+        }
+        self.verify(&want)?;
+        self.command(cmd::RDATAC)
     }
 
     /// Reads back every register [`start_up`](Self::start_up) wrote and compares, ignoring
@@ -225,7 +298,9 @@ impl<SPI: SpiDevice> Ads1299<SPI> {
         if channels.len() < self.channels() {
             return Err(Error::Invalid("the channel buffer is shorter than a frame"));
         }
-        self.spi.read(&mut self.frame[..n]).map_err(Error::Bus)?;
+        self.spi
+            .transaction(&mut [Operation::Read(&mut self.frame[..n]), Operation::DelayNs(T_SCCS_NS as u32)])
+            .map_err(Error::Bus)?;
         frame::parse_chips(&self.frame[..n], self.per_chip, channels)
             .map_err(|b| Error::BadStatus { chip: b.chip, byte: b.byte })
     }

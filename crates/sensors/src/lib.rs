@@ -8,6 +8,8 @@
 //!   (first DRDY + n / rate), its drift from the DRDY events, and overruns.
 //! - [`sim`]: a simulated ADS1299 that speaks the same SPI protocol, and its DRDY.
 //! - [`signal`]: the analog signal (EEG-like, sine) the simulated electrodes carry.
+//! - [`timing`]: the datasheet's timing rules, which the driver honours and the simulated chip
+//!   checks.
 //! - `linux` (Linux only): `/dev/spidev*` and DRDY as a GPIO character-device edge event.
 //!
 //! It knows nothing of pipelines, packets or stages, and must never allocate per frame: frames
@@ -23,6 +25,7 @@ pub mod linux;
 pub mod registers;
 pub mod signal;
 pub mod sim;
+pub mod timing;
 
 pub use config::{ChannelConfig, Config};
 pub use drdy::{ClockTracker, Drdy, DrdyEvent};

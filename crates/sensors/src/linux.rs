@@ -29,8 +29,9 @@ pub struct Spi {
     dev: Spidev,
 }
 
-/// The most transfers one transaction may hold (the driver uses at most two).
-const MAX_TRANSFERS: usize = 8;
+/// The most transfers one transaction may hold: a `WREG` of 24 registers at a fast SCLK is 26
+/// bytes, each with its decode pause, and chip-select hold (a frame read needs two).
+const MAX_TRANSFERS: usize = 64;
 
 impl Spi {
     /// Opens `path` in SPI mode 1 (CPOL 0, CPHA 1: what the ADS1299 speaks), 8-bit words, at
@@ -54,7 +55,8 @@ impl ErrorType for Spi {
 
 impl SpiDevice for Spi {
     fn transaction(&mut self, operations: &mut [Operation<'_, u8>]) -> Result<(), SpiError> {
-        let mut t: [SpidevTransfer<'_, '_>; MAX_TRANSFERS] = Default::default();
+        let mut t: [SpidevTransfer<'_, '_>; MAX_TRANSFERS] =
+            std::array::from_fn(|_| SpidevTransfer::default());
         let mut n = 0;
         fn push<'a, 'b>(
             x: SpidevTransfer<'a, 'b>,
@@ -126,9 +128,54 @@ pub fn chip_path(chip: &str) -> String {
     }
 }
 
+/// Checks that line `line` of `chip` is the one meant: its name as the kernel reports it
+/// (`found`) must be `label`. On a Raspberry Pi 5 the header pins are the RP1's lines, named
+/// `GPIO0` … `GPIO27`; kernels before 6.6.45 number that chip `gpiochip4` and have a different
+/// chip as `gpiochip0`, whose line 25 is no header pin at all, so a wrong chip would wait for a
+/// DRDY that never comes. `elsewhere`: where a line named `label` was found, if anywhere.
+pub fn check_line_label(
+    chip: &str,
+    line: u32,
+    label: &str,
+    found: &str,
+    elsewhere: Option<&str>,
+) -> Result<(), String> {
+    if label.is_empty() || found == label {
+        return Ok(());
+    }
+    let hint = match elsewhere {
+        Some(c) => format!("`{label}` is a line on `{c}`: set `drdy.chip` to it"),
+        None => "no GPIO chip has a line of that name; `gpioinfo` lists them".to_string(),
+    };
+    Err(format!(
+        "line {line} of `{chip}` is named `{found}`, not `{label}`: on a Raspberry Pi 5 the header \
+         GPIOs are the RP1's, `gpiochip0` from kernel 6.6.45 and `gpiochip4` before ({hint}; set \
+         `drdy.label: \"\"` to skip this check on other boards)"
+    ))
+}
+
+/// Why the DRDY line could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DrdyOpenError {
+    #[error("{0}")]
+    Gpio(#[from] gpiocdev::Error),
+    #[error("{0}")]
+    WrongLine(String),
+}
+
 impl GpioDrdy {
-    /// Requests line `line` of `chip` as an input with falling-edge detection.
-    pub fn open(chip: &str, line: u32) -> Result<GpioDrdy, gpiocdev::Error> {
+    /// Requests line `line` of `chip` as an input with falling-edge detection, after checking
+    /// that the line is named `label` (see [`check_line_label`]; `""` skips the check).
+    pub fn open(chip: &str, line: u32, label: &str) -> Result<GpioDrdy, DrdyOpenError> {
+        let path = chip_path(chip);
+        if !label.is_empty() {
+            let info = gpiocdev::Chip::from_path(&path)?.line_info(line)?;
+            if info.name != label {
+                let elsewhere = gpiocdev::find_named_line(label).map(|f| f.chip.display().to_string());
+                check_line_label(&path, line, label, &info.name, elsewhere.as_deref())
+                    .map_err(DrdyOpenError::WrongLine)?;
+            }
+        }
         let req = gpiocdev::Request::builder()
             .on_chip(chip_path(chip))
             .with_consumer("eegd-drdy")
@@ -162,6 +209,16 @@ impl Drdy for GpioDrdy {
         self.last_seqno = Some(ev.line_seqno);
         Ok(Some(DrdyEvent { timestamp_ns: ev.timestamp_ns, missed }))
     }
+
+    fn flush(&mut self) -> Result<u32, gpiocdev::Error> {
+        let mut n = 0;
+        while self.req.has_edge_event()? {
+            self.req.read_edge_event()?;
+            n += 1;
+        }
+        self.last_seqno = None;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -173,5 +230,14 @@ mod tests {
         assert_eq!(chip_path("gpiochip4"), "/dev/gpiochip4");
         assert_eq!(chip_path("0"), "/dev/gpiochip0");
         assert_eq!(chip_path("/dev/gpiochip0"), "/dev/gpiochip0");
+    }
+
+    #[test]
+    fn a_line_with_another_name_is_refused_with_the_chip_that_has_it() {
+        assert!(check_line_label("/dev/gpiochip0", 25, "GPIO25", "GPIO25", None).is_ok());
+        assert!(check_line_label("/dev/gpiochip0", 25, "", "whatever", None).is_ok());
+        let e = check_line_label("/dev/gpiochip0", 25, "GPIO25", "-", Some("/dev/gpiochip4")).unwrap_err();
+        assert!(e.contains("named `-`, not `GPIO25`") && e.contains("`/dev/gpiochip4`"), "{e}");
+        assert!(e.contains("6.6.45"), "{e}");
     }
 }

@@ -104,6 +104,30 @@ pub const fn read_only_mask(addr: u8) -> u8 {
     }
 }
 
+/// Reserved bits the chip fixes, as `(mask, value)`: whatever is written, these bits read back
+/// as `value` (the register map, section 9.6, marks them "must be written as …"; the chip
+/// ignores what is written there). `CONFIG1` bit 7 = 1, bits [4:3] = `0b10`; `CONFIG2` bits
+/// [7:5] = `0b110`, bit 3 = 0; `CONFIG3` bits [6:5] = `0b11`; `LOFF` bit 4 = 0; `MISC1` every
+/// bit but `SRB1`; `MISC2` every bit; `CONFIG4` bits [7:4], 2 and 0.
+pub const fn fixed_bits(addr: u8) -> (u8, u8) {
+    match addr {
+        reg::CONFIG1 => (0x98, 0x90),
+        reg::CONFIG2 => (0xE8, 0xC0),
+        reg::CONFIG3 => (0x60, 0x60),
+        reg::LOFF => (0x10, 0x00),
+        reg::MISC1 => (!misc1::SRB1, 0x00),
+        reg::MISC2 => (0xFF, 0x00),
+        reg::CONFIG4 => (!(config4::SINGLE_SHOT | config4::PD_LOFF_COMP), 0x00),
+        _ => (0x00, 0x00),
+    }
+}
+
+/// Bytes of one chip's RDATAC frame: the 24-bit status word and 24 bits per channel
+/// (ADS1299-4: 15, ADS1299-6: 21, ADS1299: 27; "Data Output (DOUT)", section 9.4).
+pub const fn frame_bytes(channels: usize) -> usize {
+    3 + 3 * channels
+}
+
 /// The datasheet name of a register, for messages.
 pub const fn name(addr: u8) -> &'static str {
     const NAMES: [&str; reg::COUNT] = [
@@ -217,6 +241,16 @@ pub mod loff {
     /// `FLEAD_OFF`, bits [1:0]: 00 = DC (default), 01 = AC 7.8 Hz, 10 = AC 31.2 Hz,
     /// 11 = AC fDR / 4.
     pub const FLEAD_OFF_MASK: u8 = 0x03;
+    pub const FLEAD_OFF_DC: u8 = 0x00;
+    pub const FLEAD_OFF_AC_7_8: u8 = 0x01;
+    pub const FLEAD_OFF_AC_31_2: u8 = 0x02;
+    pub const FLEAD_OFF_AC_QUARTER: u8 = 0x03;
+    /// The lead-off currents of `ILEAD_OFF` 0…3, nA (LOFF register description).
+    pub const CURRENTS_NA: [f64; 4] = [6.0, 24.0, 6000.0, 24000.0];
+    /// The AC lead-off frequencies: fCLK / 2^18 = 7.8125 Hz and fCLK / 2^16 = 31.25 Hz (the
+    /// datasheet's "7.8 Hz" and "31.2 Hz").
+    pub const AC_7_8_HZ: f64 = super::F_CLK_HZ / (1u64 << 18) as f64;
+    pub const AC_31_2_HZ: f64 = super::F_CLK_HZ / (1u64 << 16) as f64;
 }
 
 /// `CHnSET` fields.

@@ -1,9 +1,10 @@
 //! The driver against the simulated chip: start-up, register read-back, frames, daisy chains,
 //! faults.
+use embedded_hal::spi::Operation;
 use sensors::drdy::elapsed_ns;
 use sensors::registers::{cmd, reg, Mux};
 use sensors::signal::{SignalModel, SignalParams, Waveform};
-use sensors::sim::{monotonic_ns, quantise, NoDelay, Pacing, SimChain, SimDrdy};
+use sensors::sim::{monotonic_ns, quantise, Pacing, SimChain, SimDrdy, SimError};
 use sensors::{Ads1299, ChannelConfig, ClockTracker, Config, DataRate, Drdy, Error, Gain};
 
 const SECOND: u64 = 1_000_000_000;
@@ -24,6 +25,12 @@ fn rig(chips: usize, model: SignalModel) -> (Ads1299<SimChain>, SimDrdy) {
     (Ads1299::new(sim, chips).unwrap(), drdy)
 }
 
+/// The power-up sequence with its waits on the chain's virtual clock.
+fn up(dev: &mut Ads1299<SimChain>, cfg: &Config) -> Result<sensors::DeviceId, Error<SimError>> {
+    let mut delay = dev.spi_mut().delay();
+    dev.start_up(cfg, &mut delay)
+}
+
 /// Waits for DRDY and reads one frame.
 fn next(dev: &mut Ads1299<SimChain>, drdy: &mut SimDrdy, ch: &mut [i32]) -> sensors::FrameStatus {
     drdy.wait(SECOND).unwrap().expect("a running chip gives DRDY");
@@ -36,7 +43,7 @@ fn start_up_leaves_the_chip_configured_converting_in_rdatac() {
     let mut cfg = config(1, Gain::X8);
     cfg.channels[3].mux = Mux::TestSignal;
     cfg.srb1 = true;
-    let id = dev.start_up(&cfg, &mut NoDelay).unwrap();
+    let id = up(&mut dev, &cfg).unwrap();
     assert_eq!(id.channels, 8);
     let sim = dev.spi_mut();
     assert!(sim.running() && sim.rdatac());
@@ -49,7 +56,7 @@ fn start_up_leaves_the_chip_configured_converting_in_rdatac() {
 #[test]
 fn registers_read_back_what_was_written_and_a_stuck_bit_is_caught() {
     let (mut dev, _) = rig(1, sine(100.0, 8));
-    dev.start_up(&config(1, Gain::X24), &mut NoDelay).unwrap();
+    up(&mut dev, &config(1, Gain::X24)).unwrap();
     // Register commands are ignored in RDATAC mode: leave it first.
     dev.command(cmd::SDATAC).unwrap();
     dev.write_registers(reg::LOFF_SENSP, &[0xA5, 0x5A]).unwrap();
@@ -59,7 +66,7 @@ fn registers_read_back_what_was_written_and_a_stuck_bit_is_caught() {
 
     let (mut dev, _) = rig(1, sine(100.0, 8));
     dev.spi_mut().stick_bits(reg::CH3SET, 0x70);
-    let err = dev.start_up(&config(1, Gain::X2), &mut NoDelay).unwrap_err();
+    let err = up(&mut dev, &config(1, Gain::X2)).unwrap_err();
     match err {
         Error::ReadBack { name: "CH3SET", wrote: 0x10, read: 0x60, .. } => {}
         e => panic!("{e}"),
@@ -71,7 +78,7 @@ fn registers_read_back_what_was_written_and_a_stuck_bit_is_caught() {
 fn frames_carry_negative_values_and_clip_at_both_ends_of_full_scale() {
     // 100 µV at gain 1: every value exact, half of them negative.
     let (mut dev, mut drdy) = rig(1, sine(100.0, 8));
-    dev.start_up(&config(1, Gain::X1), &mut NoDelay).unwrap();
+    up(&mut dev, &config(1, Gain::X1)).unwrap();
     let mut ch = [0i32; 8];
     let mut reference = sine(100.0, 8);
     let mut uv = [0.0; 8];
@@ -87,7 +94,7 @@ fn frames_carry_negative_values_and_clip_at_both_ends_of_full_scale() {
 
     // 250 mV at gain 24 (full scale ±187.5 mV): clipped at both ends.
     let (mut dev, mut drdy) = rig(1, sine(250_000.0, 8));
-    dev.start_up(&config(1, Gain::X24), &mut NoDelay).unwrap();
+    up(&mut dev, &config(1, Gain::X24)).unwrap();
     let (mut lo, mut hi) = (0, 0);
     for _ in 0..100 {
         next(&mut dev, &mut drdy, &mut ch);
@@ -105,7 +112,7 @@ fn a_two_chip_daisy_chain_gives_sixteen_channels_in_order() {
     }
     let cfg = config(2, Gain::X1);
     assert_eq!(cfg.registers()[reg::CONFIG1 as usize] & 0x40, 0, "daisy-chain mode");
-    dev.start_up(&cfg, &mut NoDelay).unwrap();
+    up(&mut dev, &cfg).unwrap();
     assert_eq!(dev.channels(), 16);
     let mut ch = [0i32; 16];
     next(&mut dev, &mut drdy, &mut ch);
@@ -117,7 +124,7 @@ fn a_two_chip_daisy_chain_gives_sixteen_channels_in_order() {
 fn a_wrong_device_id_is_an_error() {
     let (mut dev, _) = rig(1, sine(0.0, 8));
     dev.spi_mut().set_id(0, 0x92); // an ADS1298
-    let err = dev.start_up(&config(1, Gain::X24), &mut NoDelay).unwrap_err();
+    let err = up(&mut dev, &config(1, Gain::X24)).unwrap_err();
     assert!(matches!(err, Error::WrongId(0x92)), "{err}");
     assert!(err.to_string().contains("not an ADS1299"), "{err}");
 }
@@ -125,7 +132,7 @@ fn a_wrong_device_id_is_an_error() {
 #[test]
 fn a_bad_status_marker_is_an_error_naming_the_chip() {
     let (mut dev, mut drdy) = rig(2, sine(0.0, 16));
-    dev.start_up(&config(2, Gain::X24), &mut NoDelay).unwrap();
+    up(&mut dev, &config(2, Gain::X24)).unwrap();
     let mut ch = [0i32; 16];
     next(&mut dev, &mut drdy, &mut ch);
     dev.spi_mut().corrupt_status(1, Some(0x4F));
@@ -143,7 +150,7 @@ fn lead_off_bits_surface_in_the_status_word() {
         c.loff_p = true;
         c.loff_n = true;
     }
-    dev.start_up(&cfg, &mut NoDelay).unwrap();
+    up(&mut dev, &cfg).unwrap();
     // Channel 2 of chip 0 and channel 1 (both inputs) and 6 (not watched) of chip 1 are off.
     dev.spi_mut().set_leads_off(0, 0b0000_0010, 0);
     dev.spi_mut().set_leads_off(1, 0b0010_0001, 0b0000_0001);
@@ -163,7 +170,7 @@ fn the_internal_test_signal_reaches_channels_muxed_to_it() {
         c.mux = Mux::TestSignal;
     }
     cfg.channels[7] = ChannelConfig::off();
-    dev.start_up(&cfg, &mut NoDelay).unwrap();
+    up(&mut dev, &cfg).unwrap();
     let mut ch = [0i32; 8];
     next(&mut dev, &mut drdy, &mut ch);
     assert_eq!(ch[0], quantise(1875.0, 1), "+(VREF / 2400) at the start of the period");
@@ -176,7 +183,7 @@ fn paced_drdy_sleeps_to_each_sample_deadline_and_stamps_it() {
     let mut drdy = sim.drdy(Pacing::PerSample);
     let mut dev = Ads1299::new(sim, 1).unwrap();
     let cfg = Config { rate: DataRate::Sps4000, ..config(1, Gain::X24) };
-    dev.start_up(&cfg, &mut NoDelay).unwrap();
+    up(&mut dev, &cfg).unwrap();
     let mut clock = ClockTracker::new(4000);
     let mut first = None;
     for _ in 0..20 {
@@ -193,7 +200,7 @@ fn paced_drdy_sleeps_to_each_sample_deadline_and_stamps_it() {
 #[test]
 fn a_stopped_chip_gives_no_drdy() {
     let (mut dev, mut drdy) = rig(1, sine(0.0, 8));
-    dev.start_up(&config(1, Gain::X24), &mut NoDelay).unwrap();
+    up(&mut dev, &config(1, Gain::X24)).unwrap();
     dev.stop().unwrap();
     assert_eq!(drdy.wait(1_000_000).unwrap(), None);
 }
@@ -202,13 +209,18 @@ fn a_stopped_chip_gives_no_drdy() {
 fn rdata_reads_one_frame_by_command_in_sdatac_mode() {
     let (mut dev, mut drdy) = rig(1, sine(0.0, 8));
     dev.spi_mut().set_offset_uv(2, -1000.0);
-    dev.start_up(&config(1, Gain::X1), &mut NoDelay).unwrap();
+    up(&mut dev, &config(1, Gain::X1)).unwrap();
     dev.command(cmd::SDATAC).unwrap();
     drdy.wait(SECOND).unwrap().unwrap();
     // RDATA, then the 27 bytes of the frame, in one chip-select.
     let mut buf = [0u8; 28];
     buf[0] = cmd::RDATA;
-    embedded_hal::spi::SpiDevice::transfer_in_place(dev.spi_mut(), &mut buf).unwrap();
+    let hold = sensors::timing::T_SCCS_NS as u32;
+    embedded_hal::spi::SpiDevice::transaction(
+        dev.spi_mut(),
+        &mut [Operation::TransferInPlace(&mut buf), Operation::DelayNs(hold)],
+    )
+    .unwrap();
     let mut ch = [0i32; 8];
     sensors::frame::parse(&buf[1..], &mut ch).unwrap();
     assert_eq!(ch[2], quantise(-1000.0, 1));

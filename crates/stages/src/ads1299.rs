@@ -48,6 +48,10 @@ pub(crate) struct Acquisition<SPI: embedded_hal::spi::SpiDevice, D: Drdy> {
     lead_off: (u32, u32),
     last_log_ns: u64,
     missed_since_log: u64,
+    /// Railed, flat, lead-off, rms and impedance per channel (see [`crate::quality`]).
+    quality: crate::quality::Quality,
+    /// A configuration to apply between packets (a live parameter change).
+    new_cfg: Option<Config>,
 }
 
 /// What an [`Acquisition`] needs to be made.
@@ -66,11 +70,17 @@ pub(crate) struct AcquisitionSpec {
     /// Record DRDY → awake in `wake_late_ns` (off for an unpaced simulation, whose DRDY times
     /// are virtual).
     pub record_wake: bool,
+    /// Check each read against the next DRDY's update (DRDY events stamped on the clock the
+    /// reads are timed with: hardware, or a simulation paced per sample).
+    pub check_overlap: bool,
 }
 
 impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
     pub fn new(dev: Ads1299<SPI>, drdy: D, s: AcquisitionSpec) -> Self {
+        let quality = crate::quality::Quality::new(&s.name, s.meta.labels.clone(), s.rate, &s.cfg);
         Acquisition {
+            quality,
+            new_cfg: None,
             dev,
             drdy,
             clock: ClockTracker::new(s.rate),
@@ -104,6 +114,8 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
             )));
         }
         tracing::info!(stage = %self.spec.name, id = id.raw, channels = self.dev.channels(), "ADS1299 configured");
+        self.quality.set_layout(self.dev.channels() / self.dev.chips());
+        self.quality.register();
         self.configured = true;
         Ok(())
     }
@@ -127,15 +139,21 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
                 Err(e) => return Err(StageError::msg(format!("waiting for DRDY: {e:?}"))),
             }
         };
+        let tick = self.clock.on_drdy(ev);
         let status = self.dev.read_frame(&mut self.frame).map_err(|e| StageError::msg(e.to_string()))?;
+        if self.spec.check_overlap && self.clock.read_done(monotonic_ns()) {
+            // The chip reloaded its output register while this frame was shifting out.
+            self.quality.board().overlapped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let lead_off = (status.lead_off_p(), status.lead_off_n());
+        self.quality.push(&self.frame[..self.spec.channels], lead_off.0, lead_off.1, realtime_ns);
         if lead_off != self.lead_off {
             // Electrodes come and go rarely; this logs a change, not a sample.
             tracing::warn!(stage = %self.spec.name, lead_off_p = format_args!("{:#x}", lead_off.0),
                 lead_off_n = format_args!("{:#x}", lead_off.1), "Lead-off status changed");
             self.lead_off = lead_off;
         }
-        Ok(Some((self.clock.on_drdy(ev), ev.timestamp_ns)))
+        Ok(Some((tick, ev.timestamp_ns)))
     }
 
     fn note_overrun(&mut self, missed: u64, cx: &Context<'_>) {
@@ -152,13 +170,26 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
 
     pub fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
         if !self.configured {
-            self.configure(&mut sensors::sim::NoDelay)?;
+            // The owner configures in `Stage::start`, with the delay its chip needs.
+            return Err(StageError::msg("the ADS1299 was not configured before its first read"));
         }
         if !self.started {
+            // DRDY edges queued before START (a chip an earlier run left converting) would
+            // stamp the first sample with a stale time.
+            let stale = self.drdy.flush().map_err(|e| StageError::msg(format!("flushing DRDY: {e:?}")))?;
+            if stale > 0 {
+                tracing::info!(stage = %self.spec.name, stale, "Discarded DRDY edges from before START");
+            }
             self.real_offset = realtime_ns() - monotonic_ns() as i64;
             self.dev.start().map_err(|e| StageError::msg(e.to_string()))?;
             self.started = true;
         }
+        if let Some(cfg) = self.new_cfg.take() {
+            self.dev.apply(&cfg).map_err(|e| StageError::msg(e.to_string()))?;
+            self.quality.set_config(&cfg);
+            self.spec.cfg = cfg;
+        }
+        self.quality.begin_packet();
         let want = match self.spec.limit {
             Some(l) if self.produced >= l => return Ok(Produce::End),
             Some(l) => self.spec.batch.min((l - self.produced) as usize),
@@ -236,6 +267,35 @@ impl<SPI: embedded_hal::spi::SpiDevice, D: Drdy> Acquisition<SPI, D> {
         Ok(Produce::Ready)
     }
 
+    /// True once [`configure`](Self::configure) has succeeded.
+    pub fn is_configured(&self) -> bool {
+        self.configured
+    }
+
+    /// Applies `cfg` between packets: register changes that keep the rate, the chain and its
+    /// clocking (lead-off, inputs, test signal, gains). Anything else needs a restart.
+    pub fn reconfigure(&mut self, cfg: Config) -> Result<(), ParamError> {
+        let now = &self.spec.cfg;
+        if (cfg.rate, cfg.chips, cfg.clock_out) != (now.rate, now.chips, now.clock_out) {
+            return Err(ParamError::new(
+                "",
+                "the rate, the chain and its clock change only with a restart of the pipeline",
+            ));
+        }
+        if self.configured {
+            self.new_cfg = Some(cfg);
+        } else {
+            self.quality.set_config(&cfg);
+            self.spec.cfg = cfg;
+        }
+        Ok(())
+    }
+
+    /// Railed/flat/lead-off/impedance per channel.
+    pub fn quality(&self) -> &crate::quality::Quality {
+        &self.quality
+    }
+
     /// Stops conversions (best effort: the bus may be gone).
     pub fn stop(&mut self) {
         if self.started {
@@ -262,10 +322,9 @@ pub(crate) fn gain_error(gain: u32) -> ParamError {
     ParamError::new("gain", format!("{gain} is not an ADS1299 gain (one of {GAINS:?})"))
 }
 
-/// 10-20 labels for up to 8 channels, `Ch<n>` for more.
+/// The default labels of `n` channels ([`crate::labels::default_labels`]).
 pub fn channel_labels(n: usize) -> Vec<String> {
-    const TEN_TWENTY: [&str; 8] = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"];
-    (0..n).map(|i| if n <= 8 { TEN_TWENTY[i].to_string() } else { format!("Ch{}", i + 1) }).collect()
+    crate::labels::default_labels(n)
 }
 
 /// A gain for every channel, or a list of one per channel.
@@ -295,28 +354,39 @@ pub struct DrdyLine {
     pub chip: String,
     /// The line offset, which on the Pi 5 header is the BCM GPIO number (default 25, pin 22).
     pub line: u32,
+    /// The name the kernel must report for that line (default `GPIO<line>`, as the Pi 5's RP1
+    /// names its header pins); a line of another name is refused when the stage starts, with
+    /// the chip that has the right one. `""` skips the check (boards whose lines are unnamed).
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 impl Default for DrdyLine {
     fn default() -> Self {
-        DrdyLine { chip: "gpiochip0".into(), line: 25 }
+        DrdyLine { chip: "gpiochip0".into(), line: 25, label: None }
     }
 }
 
-/// Lead-off excitation current.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LeadOffCurrent {
-    /// 6 nA (default).
-    #[default]
-    #[serde(rename = "6na")]
-    Na6,
-    #[serde(rename = "24na")]
-    Na24,
-    #[serde(rename = "6ua")]
-    Ua6,
-    #[serde(rename = "24ua")]
-    Ua24,
+impl DrdyLine {
+    /// The name the line must have.
+    pub fn expected_label(&self) -> String {
+        self.label.clone().unwrap_or_else(|| format!("GPIO{}", self.line))
+    }
+}
+
+/// Time from DRDY to the reading thread running, allowed for in the rate check: a budget for a
+/// Pi 5 with the acquisition thread at `SCHED_FIFO` (interrupt, GPIO event, wake-up).
+pub const WAKE_BUDGET_NS: u64 = 30_000;
+
+/// The frame-time check: a frame of `chips` chips at `spi_hz` must be read between DRDY and the
+/// next update (tUPDATE before the next DRDY), after the thread has woken, with chip select held
+/// tSCCS after it. `None` if it fits, else the time it needs and the time there is, ns.
+pub fn frame_budget(chips: usize, spi_hz: u32, rate: u32) -> Option<(u64, u64)> {
+    use sensors::timing::{byte_ns, T_SCCS_NS, T_UPDATE_NS};
+    let need =
+        (chips * sensors::registers::FRAME_BYTES) as u64 * byte_ns(spi_hz) + WAKE_BUDGET_NS + T_SCCS_NS;
+    let have = (1_000_000_000 / rate.max(1) as u64).saturating_sub(T_UPDATE_NS);
+    (need > have).then_some((need, have))
 }
 
 /// What every channel's input is connected to.
@@ -355,7 +425,7 @@ fn d_daisy() -> usize {
 }
 
 /// Parameters of `ads1299`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ads1299Params {
     /// SPI device (default `/dev/spidev0.0`: SPI0, chip select CE0).
@@ -406,16 +476,21 @@ pub struct Ads1299Params {
     /// bias reference (default false).
     #[serde(default)]
     pub bias: bool,
-    /// DC lead-off detection on every emitted channel's inputs (default false); changes are
-    /// logged.
+    /// Lead-off detection: `{ mode: off | dc | ac, current_na: 6 | 24 | 6000 | 24000 }`
+    /// (default off, 6 nA). The current flows into every channel's positive input; `ac` (31.2
+    /// Hz) also measures each electrode's impedance. Changes of status are logged; live
+    /// changes apply between packets.
     #[serde(default)]
-    pub lead_off: bool,
-    /// Lead-off excitation current: `6na` (default), `24na`, `6ua`, `24ua`.
-    #[serde(default)]
-    pub lead_off_current: LeadOffCurrent,
-    /// Output the chip's clock on CLK for the chips after it in a chain (default false).
+    pub lead_off: crate::quality::LeadOffParams,
+    /// Chips 2…N of a chain take their clock from chip 1's CLK output (default false: every
+    /// chip has its own or an external clock). The driver then switches that clock on and
+    /// waits tPOR before configuring the chain.
     #[serde(default)]
     pub clock_out: bool,
+    /// Channel labels, one per channel (default Fp1 Fp2 C3 C4 P7 P8 O1 O2, then Ch9, Ch10, …):
+    /// the names in the stream metadata, the API and the files.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// Checks the parameters common to the chip and the emulator.
@@ -493,10 +568,12 @@ impl Stage for Ads1299Source {
         let p = &self.p;
         let spi = sensors::linux::Spi::open(&p.spi, p.spi_hz)
             .map_err(|e| StageError::msg(format!("opening `{}`: {e}", p.spi)))?;
-        let drdy = sensors::linux::GpioDrdy::open(&p.drdy.chip, p.drdy.line).map_err(|e| {
-            StageError::msg(format!("requesting DRDY line {} of `{}`: {e}", p.drdy.line, p.drdy.chip))
-        })?;
-        let dev = Ads1299::new(spi, p.daisy).map_err(|e| StageError::msg(e.to_string()))?;
+        let drdy = sensors::linux::GpioDrdy::open(&p.drdy.chip, p.drdy.line, &p.drdy.expected_label())
+            .map_err(|e| {
+                StageError::msg(format!("requesting DRDY line {} of `{}`: {e}", p.drdy.line, p.drdy.chip))
+            })?;
+        let dev =
+            Ads1299::new(spi, p.daisy).map_err(|e| StageError::msg(e.to_string()))?.with_sclk_hz(p.spi_hz);
         let mut acq = Acquisition::new(dev, drdy, spec);
         acq.configure(&mut sensors::linux::StdDelay)?;
         self.acq = Some(acq);
@@ -547,25 +624,59 @@ impl StageType for Ads1299Source {
             return e;
         }
         e.extend(check_chip(p.rate, &p.gain, p.channels.unwrap_or(p.daisy * CHANNELS), p.daisy));
-        // A frame must be clocked out within one sample period, or every sample overruns.
-        let frame_ns =
-            (p.daisy * sensors::registers::FRAME_BYTES) as u64 * 8 * 1_000_000_000 / p.spi_hz.max(1) as u64;
-        let period_ns = 1_000_000_000 / p.rate.max(1) as u64;
-        if frame_ns >= period_ns {
+        e.extend(p.lead_off.check());
+        // A frame must be read after DRDY and the thread's wake-up, and before the next update.
+        if let Some((need, have)) = frame_budget(p.daisy, p.spi_hz, p.rate) {
             e.push(ParamError::new(
                 "spi_hz",
                 format!(
-                    "at {} Hz a frame of {} chip(s) takes {} µs, longer than the {} µs between samples at \
-                     {} SPS: raise `spi_hz` or lower `rate`",
+                    "at {} Hz a frame of {} chip(s) needs {} µs with the wake-up after DRDY and the \
+                     chip-select hold, more than the {} µs before the next sample's update (tUPDATE) \
+                     at {} SPS: raise `spi_hz` or lower `rate`",
                     p.spi_hz,
                     p.daisy,
-                    frame_ns / 1000,
-                    period_ns / 1000,
+                    need / 1000,
+                    have / 1000,
                     p.rate
                 ),
             ));
         }
+        if p.bias && p.daisy > 1 {
+            e.push(ParamError::new(
+                "bias",
+                "the bias drive cannot be enabled on a daisy chain sharing DIN: every chip takes the \
+                 same registers, so every chip's bias amplifier would drive BIASOUT against the \
+                 others (the datasheet powers down all but one); wire the bias from one chip by hand",
+            ));
+        }
         e
+    }
+
+    fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
+        let live = Ads1299Params {
+            input: self.p.input,
+            test_signal: self.p.test_signal,
+            lead_off: self.p.lead_off,
+            ..p.clone()
+        };
+        if live != self.p {
+            return Err(ParamError::new(
+                "",
+                "only `input`, `test_signal` and `lead_off` change live; the others need a restart",
+            ));
+        }
+        let cfg = Self::chip(p);
+        #[cfg(target_os = "linux")]
+        if let Some(acq) = self.acq.as_mut() {
+            acq.reconfigure(cfg)?;
+            self.p = p.clone();
+            return Ok(());
+        }
+        if let Some(spec) = self.spec.as_mut() {
+            spec.cfg = cfg;
+        }
+        self.p = p.clone();
+        Ok(())
     }
 
     fn build(
@@ -575,39 +686,10 @@ impl StageType for Ads1299Source {
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let channels = p.channels.unwrap_or(p.daisy * CHANNELS);
         let batch = p.batch.unwrap_or((p.rate / 250) as usize).max(1);
-        let mux = match (p.test_signal, p.input) {
-            (true, _) | (_, Input::TestSignal) => Mux::TestSignal,
-            (_, Input::Normal) => Mux::Normal,
-            (_, Input::Shorted) => Mux::Shorted,
-            (_, Input::BiasMeas) => Mux::BiasMeas,
-            (_, Input::Mvdd) => Mux::Mvdd,
-            (_, Input::Temperature) => Mux::Temperature,
-        };
-        let template = ChannelConfig {
-            mux,
-            srb2: p.srb2,
-            bias_p: p.bias,
-            bias_n: p.bias,
-            loff_p: p.lead_off,
-            loff_n: p.lead_off,
-            ..ChannelConfig::default()
-        };
-        let mut cfg = chip_config(p.rate, p.daisy, channels, &p.gain, template);
-        cfg.clock_out = p.clock_out;
-        cfg.srb1 = p.srb1;
-        cfg.test_signal.internal = mux == Mux::TestSignal;
-        cfg.bias.enabled = p.bias;
-        cfg.bias.internal_reference = p.bias;
-        cfg.lead_off.comparators = p.lead_off;
-        cfg.lead_off.current = match p.lead_off_current {
-            LeadOffCurrent::Na6 => sensors::config::LeadOffCurrent::Na6,
-            LeadOffCurrent::Na24 => sensors::config::LeadOffCurrent::Na24,
-            LeadOffCurrent::Ua6 => sensors::config::LeadOffCurrent::Ua6,
-            LeadOffCurrent::Ua24 => sensors::config::LeadOffCurrent::Ua24,
-        };
+        let cfg = Self::chip(p);
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
-            labels: channel_labels(channels),
+            labels: crate::labels::labels(&p.labels, channels)?,
             units: "counts".into(),
             gains: (0..channels).map(|c| p.gain.of(c) as f64).collect(),
             vref: VREF,
@@ -631,6 +713,7 @@ impl StageType for Ads1299Source {
             stream_id: cx.stream_id,
             limit: None,
             record_wake: true,
+            check_overlap: true,
         };
         Ok((
             Ads1299Source {
@@ -641,6 +724,38 @@ impl StageType for Ads1299Source {
             },
             Some(out),
         ))
+    }
+}
+
+impl Ads1299Source {
+    /// The chip configuration `p` stands for.
+    pub fn chip(p: &Ads1299Params) -> Config {
+        let channels = p.channels.unwrap_or(p.daisy * CHANNELS);
+        let mux = input_mux(p.input, p.test_signal);
+        let template =
+            ChannelConfig { mux, srb2: p.srb2, bias_p: p.bias, bias_n: p.bias, ..ChannelConfig::default() };
+        let mut cfg = chip_config(p.rate, p.daisy, channels, &p.gain, template);
+        cfg.clock_out = p.clock_out;
+        cfg.srb1 = p.srb1;
+        cfg.test_signal.internal = mux == Mux::TestSignal;
+        cfg.bias.enabled = p.bias;
+        cfg.bias.internal_reference = p.bias;
+        // BIASIN reaches a channel muxed to `BIAS_MEAS` only with CONFIG3.BIAS_MEAS.
+        cfg.bias.measure = mux == Mux::BiasMeas;
+        p.lead_off.apply(&mut cfg);
+        cfg
+    }
+}
+
+/// The channel mux of `input` (`test_signal: true` wins).
+pub(crate) fn input_mux(input: Input, test_signal: bool) -> Mux {
+    match (test_signal, input) {
+        (true, _) | (_, Input::TestSignal) => Mux::TestSignal,
+        (_, Input::Normal) => Mux::Normal,
+        (_, Input::Shorted) => Mux::Shorted,
+        (_, Input::BiasMeas) => Mux::BiasMeas,
+        (_, Input::Mvdd) => Mux::Mvdd,
+        (_, Input::Temperature) => Mux::Temperature,
     }
 }
 
@@ -659,7 +774,8 @@ mod tests {
     fn defaults_are_one_chip_on_spi0_ce0() {
         let p = params(serde_json::json!({}));
         assert_eq!((p.spi.as_str(), p.rate, p.daisy), ("/dev/spidev0.0", 250, 1));
-        assert_eq!(p.drdy, DrdyLine { chip: "gpiochip0".into(), line: 25 });
+        assert_eq!(p.drdy, DrdyLine { chip: "gpiochip0".into(), line: 25, label: None });
+        assert_eq!(p.drdy.expected_label(), "GPIO25");
         let h = Harness::new("ads1299", serde_json::json!({"gain": [1, 2, 4, 6, 8, 12, 24, 24]}), &[], 2)
             .unwrap();
         let out = h.output.unwrap();
@@ -678,8 +794,50 @@ mod tests {
         assert_eq!(e.iter().map(|e| e.param).collect::<Vec<_>>(), ["rate", "channels"]);
         let e = Ads1299Source::check(&params(serde_json::json!({"daisy": 4, "rate": 16000})));
         assert_eq!(e.len(), 1);
-        assert!(e[0].message.contains("takes 216 µs, longer than the 62 µs"), "{}", e[0].message);
+        assert!(
+            e[0].message.contains("needs 247 µs") && e[0].message.contains("than the 60 µs"),
+            "{}",
+            e[0].message
+        );
+        // 4 chips at 4 kSPS and 4 MHz: 216 µs of frame, 30 µs of wake-up and 2 µs of chip-select
+        // hold just fit the 248 µs before the next update; 2 chips at 8 kSPS do not (108 + 32 µs
+        // against 123 µs), unless the bus runs at 8 MHz.
+        assert_eq!(frame_budget(4, 4_000_000, 4000), None);
+        assert_eq!(frame_budget(2, 4_000_000, 8000), Some((139_954, 123_046)));
         assert!(Ads1299Source::check(&params(serde_json::json!({"daisy": 4, "rate": 4000}))).is_empty());
+        let ok = params(serde_json::json!({"daisy": 2, "rate": 8000, "spi_hz": 8_000_000}));
+        assert!(Ads1299Source::check(&ok).is_empty());
+    }
+
+    #[test]
+    fn bias_is_refused_on_a_chain_and_bias_meas_sets_config3() {
+        let e = Ads1299Source::check(&params(serde_json::json!({"daisy": 2, "bias": true})));
+        assert_eq!(e.iter().map(|e| e.param).collect::<Vec<_>>(), ["bias"]);
+        assert!(e[0].message.contains("BIASOUT"), "{}", e[0].message);
+        let cfg = Ads1299Source::chip(&params(serde_json::json!({"input": "bias_meas"})));
+        let regs = cfg.registers();
+        assert_eq!(
+            regs[sensors::registers::reg::CONFIG3 as usize] & sensors::registers::config3::BIAS_MEAS,
+            0x10
+        );
+        assert_eq!(regs[sensors::registers::reg::CH1SET as usize] & 0x07, 2, "MUX = BIAS_MEAS");
+        let normal = Ads1299Source::chip(&params(serde_json::json!({}))).registers();
+        assert_eq!(normal[sensors::registers::reg::CONFIG3 as usize] & 0x10, 0);
+    }
+
+    #[test]
+    fn lead_off_ac_sets_31_hz_the_current_and_every_positive_input() {
+        let cfg =
+            Ads1299Source::chip(&params(serde_json::json!({"lead_off": {"mode": "ac", "current_na": 24}})));
+        let r = cfg.registers();
+        use sensors::registers::reg;
+        assert_eq!(
+            (r[reg::LOFF as usize], r[reg::LOFF_SENSP as usize], r[reg::CONFIG4 as usize]),
+            (0x06, 0xFF, 0x02)
+        );
+        let e =
+            Ads1299Source::check(&params(serde_json::json!({"lead_off": {"mode": "dc", "current_na": 7}})));
+        assert!(e[0].message.contains("6, 24, 6000 or 24000"), "{}", e[0].message);
     }
 
     #[test]

@@ -3,17 +3,19 @@
 //! simulated electrodes carry an EEG-like signal, a sine or the chip's internal test signal,
 //! and DRDY is paced by absolute deadlines (or not at all).
 use crate::ads1299::{
-    channel_labels as labels, chip_config, data_rate, gain_error, rate_error, Acquisition, AcquisitionSpec,
-    GainSetting,
+    channel_labels as labels, chip_config, data_rate, gain_error, input_mux, rate_error, Acquisition,
+    AcquisitionSpec, GainSetting, Input,
 };
+use crate::quality::LeadOffParams;
 use pipeline::stage::{BuildCx, ParamError};
 use pipeline::{Context, Kind, Produce, Role, Stage, StageError, StageType, StreamInfo, StreamMeta};
 use schemars::JsonSchema;
 use sensors::registers::{Gain, Mux, CHANNELS, MAX_CHIPS};
 use sensors::signal::{SignalModel, SignalParams, Waveform};
-use sensors::sim::{NoDelay, Pacing, SimChain, SimDrdy};
+use sensors::sim::{Electrode, Pacing, SimChain, SimDrdy};
 use sensors::{Ads1299, ChannelConfig};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use crate::ads1299::{GAINS, RATES, VREF};
@@ -68,9 +70,32 @@ fn d_amp() -> f64 {
 fn d_true() -> bool {
     true
 }
+fn d_kohm() -> f64 {
+    5.0
+}
+
+/// One simulated electrode (`electrodes` of `emulator`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ElectrodeParams {
+    /// Electrode–skin impedance, kΩ (default 5). The board's 2.2 kΩ series resistor comes on top.
+    #[serde(default = "d_kohm")]
+    #[schemars(range(min = 0.0, max = 100_000.0))]
+    pub impedance_kohm: f64,
+    /// Off the skin: the input rails, and its lead-off bit rises where lead-off is on (default
+    /// false).
+    #[serde(default)]
+    pub disconnected: bool,
+}
+
+impl Default for ElectrodeParams {
+    fn default() -> Self {
+        ElectrodeParams { impedance_kohm: 5.0, disconnected: false }
+    }
+}
 
 /// Parameters of `emulator`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmulatorParams {
     /// Number of channels (default 8).
@@ -116,20 +141,79 @@ pub struct EmulatorParams {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub samples: Option<u64>,
+    /// Every channel's input, as on `ads1299`: `normal` (default: the electrodes), `shorted`
+    /// (the chip's own noise, as the datasheet gives it), `test_signal`, `bias_meas`, `mvdd`,
+    /// `temperature`. `signal: test` implies `test_signal`. Changes apply live.
+    #[serde(default)]
+    pub input: Input,
+    /// Lead-off detection, as on `ads1299`: `{ mode: off | dc | ac, current_na }`; its current
+    /// flows through each electrode's impedance. Changes apply live.
+    #[serde(default)]
+    pub lead_off: LeadOffParams,
+    /// Per channel label, the simulated electrode: `{ impedance_kohm, disconnected }` (default
+    /// 5 kΩ, connected). Changes apply live.
+    #[serde(default)]
+    pub electrodes: BTreeMap<String, ElectrodeParams>,
+    /// Test parameter: labels of channels whose simulated input stage is broken (they read 0
+    /// whatever the input), so a self-test fails them (default none).
+    #[serde(default)]
+    pub broken_channels: Vec<String>,
+    /// Channel labels, one per channel (default Fp1 Fp2 C3 C4 P7 P8 O1 O2, then Ch9, Ch10, …):
+    /// the names in the stream metadata, the API and the files.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// The emulator source: the ADS1299 driver reading a simulated chain of ceil(channels / 8)
 /// chips, so every run exercises the driver's register set-up and frame parsing.
 pub struct Emulator {
     acq: Acquisition<SimChain, SimDrdy>,
+    p: EmulatorParams,
+}
+
+impl Emulator {
+    /// The chip configuration `p` stands for, on `chips` chips.
+    fn chip(p: &EmulatorParams, chips: usize) -> sensors::Config {
+        let mux = if p.signal == Signal::Test { Mux::TestSignal } else { input_mux(p.input, false) };
+        let gain = GainSetting::All(p.gain);
+        let mut cfg =
+            chip_config(p.rate, chips, p.channels, &gain, ChannelConfig { mux, ..Default::default() });
+        cfg.test_signal.internal = mux == Mux::TestSignal;
+        cfg.bias.measure = mux == Mux::BiasMeas;
+        p.lead_off.apply(&mut cfg);
+        cfg
+    }
+
+    /// The railed/flat/lead-off/impedance figures of this source.
+    pub fn quality(&self) -> &crate::quality::Quality {
+        self.acq.quality()
+    }
+}
+
+/// Puts `p.electrodes` and `p.broken_channels` on the simulated chain.
+fn electrodes(sim: &mut SimChain, p: &EmulatorParams) {
+    let names = crate::labels::labels(&p.labels, p.channels).unwrap_or_else(|_| channel_labels(p.channels));
+    for (c, name) in names.iter().enumerate() {
+        let e = p.electrodes.get(name).copied().unwrap_or_default();
+        sim.set_electrode(
+            c,
+            Electrode { impedance_ohm: e.impedance_kohm * 1e3, disconnected: e.disconnected },
+        );
+        sim.set_broken(c, p.broken_channels.contains(name));
+    }
 }
 
 impl Stage for Emulator {
     fn start(&mut self) -> Result<(), StageError> {
-        self.acq.configure(&mut NoDelay)
+        // The simulated chip checks the driver's waits on its own clock.
+        let mut delay = self.acq.dev.spi_mut().delay();
+        self.acq.configure(&mut delay)
     }
 
     fn produce(&mut self, cx: &mut Context<'_>) -> Result<Produce, StageError> {
+        if !self.acq.is_configured() {
+            self.start()?;
+        }
         self.acq.produce(cx)
     }
 
@@ -148,10 +232,14 @@ impl StageType for Emulator {
         simulated chip (a daisy chain of ceil(channels / 8)), whose electrodes carry `eeg` (1/f \
         background, alpha, line noise, blinks on Fp1/Fp2), a `sine`, or the chip's internal `test` \
         signal. Raw 24-bit counts exactly as the chip gives them (gain, 4.5 V reference, clipping), \
-        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced.\n\n\
+        stamped first DRDY + n / rate; paced by absolute DRDY deadlines, or unpaced. Simulated \
+        `electrodes` (impedance, disconnected) carry the `lead_off` current as the chip would; the \
+        chip checks the driver's timing against the datasheet.\n\n\
         Inputs: none. Outputs: raw counts.";
     const EXAMPLE: &'static str =
-        "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100 }\n  - null_sink: {}\n";
+        "stages:\n  - emulator: { channels: 8, rate: 1000, gain: 24, signal: sine, sine_hz: 10, amplitude_uv: 100,\n      \
+        lead_off: { mode: ac, current_na: 6 }, electrodes: { Fp1: { impedance_kohm: 20 }, O2: { disconnected: true } } }\n  \
+        - null_sink: {}\n";
 
     fn check(p: &Self::Params) -> Vec<ParamError> {
         let mut e = Vec::new();
@@ -161,7 +249,44 @@ impl StageType for Emulator {
         if Gain::from_factor(p.gain).is_none() {
             e.push(gain_error(p.gain));
         }
+        e.extend(p.lead_off.check());
+        let names =
+            crate::labels::labels(&p.labels, p.channels).unwrap_or_else(|_| channel_labels(p.channels));
+        for (param, label) in p
+            .electrodes
+            .keys()
+            .map(|l| ("electrodes", l))
+            .chain(p.broken_channels.iter().map(|l| ("broken_channels", l)))
+        {
+            if !names.contains(label) {
+                e.push(ParamError::new(
+                    param,
+                    format!("no channel `{label}` (channels: {})", names.join(", ")),
+                ));
+            }
+        }
         e
+    }
+
+    fn reconfigure(&mut self, p: &Self::Params) -> Result<(), ParamError> {
+        let chips = p.channels.div_ceil(CHANNELS).clamp(1, MAX_CHIPS);
+        let live = EmulatorParams {
+            input: self.p.input,
+            lead_off: self.p.lead_off,
+            electrodes: self.p.electrodes.clone(),
+            broken_channels: self.p.broken_channels.clone(),
+            ..p.clone()
+        };
+        if live != self.p {
+            return Err(ParamError::new(
+                "",
+                "only `input`, `lead_off`, `electrodes` and `broken_channels` change live; the others need a restart",
+            ));
+        }
+        self.acq.reconfigure(Self::chip(p, chips))?;
+        electrodes(self.acq.dev.spi_mut(), p);
+        self.p = p.clone();
+        Ok(())
     }
 
     fn build(
@@ -171,15 +296,12 @@ impl StageType for Emulator {
     ) -> Result<(Self, Option<StreamInfo>), ParamError> {
         let batch = p.batch.unwrap_or((p.rate / 250) as usize).max(1);
         let chips = p.channels.div_ceil(CHANNELS).clamp(1, MAX_CHIPS);
-        let gain = GainSetting::All(p.gain);
-        let (waveform, mux) = match p.signal {
-            Signal::Eeg => (Waveform::Eeg, Mux::Normal),
-            Signal::Sine => (Waveform::Sine, Mux::Normal),
-            Signal::Test => (Waveform::Flat, Mux::TestSignal),
+        let waveform = match p.signal {
+            Signal::Eeg => Waveform::Eeg,
+            Signal::Sine => Waveform::Sine,
+            Signal::Test => Waveform::Flat,
         };
-        let mut cfg =
-            chip_config(p.rate, chips, p.channels, &gain, ChannelConfig { mux, ..Default::default() });
-        cfg.test_signal.internal = p.signal == Signal::Test;
+        let cfg = Self::chip(p, chips);
         let model = SignalModel::new(
             SignalParams {
                 waveform,
@@ -190,7 +312,8 @@ impl StageType for Emulator {
             },
             chips * CHANNELS,
         );
-        let sim = SimChain::new(chips, model);
+        let mut sim = SimChain::new(chips, model);
+        electrodes(&mut sim, p);
         let pacing = match (p.realtime, p.pace) {
             (false, _) => Pacing::Unpaced,
             (true, Pace::Batch) => Pacing::Batch(batch as u32),
@@ -200,7 +323,7 @@ impl StageType for Emulator {
         let dev = Ads1299::new(sim, chips).map_err(|e| ParamError::new("channels", e.to_string()))?;
         let meta = Arc::new(StreamMeta {
             stream_id: cx.stream_id,
-            labels: channel_labels(p.channels),
+            labels: crate::labels::labels(&p.labels, p.channels)?,
             units: "counts".into(),
             gains: vec![p.gain as f64; p.channels],
             vref: VREF,
@@ -224,8 +347,9 @@ impl StageType for Emulator {
             stream_id: cx.stream_id,
             limit: p.samples,
             record_wake: p.realtime,
+            check_overlap: pacing == Pacing::PerSample,
         };
-        Ok((Emulator { acq: Acquisition::new(dev, drdy, spec) }, Some(out)))
+        Ok((Emulator { acq: Acquisition::new(dev, drdy, spec), p: p.clone() }, Some(out)))
     }
 }
 
@@ -336,5 +460,96 @@ mod tests {
         // The timestamp stays on the sample grid and shows the gap.
         assert_eq!(t1 - t0, (1 + lost as i64) * 4_000_000);
         assert_eq!(h.stats().wake_late_ns.count(), 2);
+    }
+
+    fn run(h: &mut Harness, packets: usize) {
+        for _ in 0..packets {
+            h.produce().unwrap();
+        }
+    }
+
+    #[test]
+    fn electrode_impedances_come_back_from_ac_lead_off() {
+        let params = serde_json::json!({"channels": 5, "rate": 250, "batch": 25, "realtime": false,
+            "lead_off": {"mode": "ac", "current_na": 6},
+            "electrodes": {"Fp1": {"impedance_kohm": 5}, "Fp2": {"impedance_kohm": 20},
+                "C3": {"impedance_kohm": 50}, "C4": {"impedance_kohm": 200}, "P7": {"disconnected": true}}});
+        let mut h = Harness::new("emulator", params, &[], 8).unwrap();
+        h.start().unwrap();
+        // 1.024 s of lock-in after the first 0.1 s: 2.1 s of samples is plenty.
+        run(&mut h, 21);
+        let board =
+            crate::quality::boards().into_iter().find(|b| b.labels.len() == 5).expect("registered on start");
+        let q = board.channels();
+        for (c, want) in [5.0, 20.0, 50.0, 200.0].into_iter().enumerate() {
+            let z = q[c].impedance_kohm.unwrap();
+            assert!((z - want).abs() < 0.1 * want, "{}: {z} kΩ, want {want}", q[c].label);
+            assert!(!q[c].lead_off && !q[c].railed);
+        }
+        assert_eq!(q[0].status, "good");
+        assert_eq!(q[1].status, "fair");
+        assert_eq!(q[3].status, "bad");
+        assert!(q[4].lead_off && q[4].railed && q[4].impedance_kohm.is_none(), "{:?}", q[4]);
+        assert_eq!(q[4].status, "bad");
+        assert!(board.impedance_ns() > 0);
+    }
+
+    #[test]
+    fn a_railed_stream_is_flagged_within_a_second_and_a_live_patch_switches_lead_off() {
+        let params = serde_json::json!({"channels": 2, "rate": 500, "batch": 50,
+            "realtime": false, "signal": "sine", "sine_hz": 10, "amplitude_uv": 250000});
+        let mut h = Harness::new("emulator", params, &[], 8).unwrap();
+        h.start().unwrap();
+        run(&mut h, 10); // 1 s
+        let board =
+            crate::quality::boards().into_iter().find(|b| b.labels.len() == 2 && b.rate == 500).unwrap();
+        let q = board.channels();
+        assert!(q[0].railed && q[1].railed && q[0].status == "bad", "{q:?}");
+        assert!(q[0].railed_samples > 0);
+        assert_eq!(board.lead_off().0, crate::quality::LeadOffMode::Off);
+        h.stage().patch(&serde_json::json!({"lead_off": {"mode": "ac"}, "amplitude_uv": 10})).unwrap_err();
+        h.stage().patch(&serde_json::json!({"lead_off": {"mode": "ac"}})).unwrap();
+        run(&mut h, 1);
+        assert_eq!(board.lead_off(), (crate::quality::LeadOffMode::Ac, 6));
+    }
+
+    #[test]
+    fn the_test_signal_measures_at_the_datasheet_values_except_on_a_broken_channel() {
+        // Six channels: no other test here makes a board of six (tests run side by side).
+        let params = serde_json::json!({"channels": 6, "rate": 250, "batch": 50, "realtime": false,
+            "input": "test_signal", "broken_channels": ["C3"]});
+        let mut h = Harness::new("emulator", params, &[], 8).unwrap();
+        h.start().unwrap();
+        run(&mut h, 1);
+        let board = crate::quality::boards().into_iter().find(|b| b.labels.len() == 6).unwrap();
+        let gen = board.request_measurement(750, 500.0);
+        run(&mut h, 16);
+        let m = board.measurement(gen).expect("done after 750 samples");
+        assert!((m[0].max_uv - 1875.0).abs() < 1.0 && (m[1].min_uv + 1875.0).abs() < 1.0, "{m:?}");
+        assert!((m[0].frequency_hz.unwrap() - 0.9765625).abs() < 0.01, "{m:?}");
+        assert_eq!((m[2].max_uv, m[2].min_uv, m[2].frequency_hz), (0.0, 0.0, None), "broken");
+        // Shorted inputs, live: the chip's noise.
+        h.stage().patch(&serde_json::json!({"input": "shorted"})).unwrap();
+        run(&mut h, 1);
+        let gen = board.request_measurement(1000, 0.0);
+        run(&mut h, 21);
+        let m = board.measurement(gen).unwrap();
+        let (rms, _) = sensors::sim::shorted_noise_uv(250, 24);
+        assert!((m[0].rms_uv - rms).abs() < 0.15 * rms, "{} µV rms, datasheet {rms}", m[0].rms_uv);
+        assert_eq!(m[2].rms_uv, 0.0);
+    }
+
+    #[test]
+    fn electrodes_are_named_by_the_streams_labels() {
+        let p = |v| serde_json::from_value::<EmulatorParams>(v).unwrap();
+        let ok = p(
+            serde_json::json!({"channels": 2, "labels": ["A1", "A2"], "electrodes": {"A2": {"disconnected": true}}}),
+        );
+        assert!(Emulator::check(&ok).is_empty());
+        let bad = p(serde_json::json!({"channels": 2, "labels": ["A1", "A2"], "electrodes": {"Fp1": {}},
+            "broken_channels": ["Z"]}));
+        let e = Emulator::check(&bad);
+        assert_eq!(e.iter().map(|e| e.param).collect::<Vec<_>>(), ["electrodes", "broken_channels"]);
+        assert!(e[0].message.contains("no channel `Fp1` (channels: A1, A2)"), "{}", e[0].message);
     }
 }

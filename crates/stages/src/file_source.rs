@@ -86,6 +86,9 @@ pub struct FileSourceParams {
     #[serde(default = "d_vref")]
     #[schemars(range(min = 0.1, max = 10.0))]
     pub vref: f64,
+    /// Channel labels, one per channel (default: the file's own).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// Rows read at build time to measure the rate.
@@ -648,7 +651,7 @@ impl StageType for FileSource {
             Units::Counts => (Kind::Raw, "counts"),
         };
         let meta = StreamMeta {
-            labels: probe.labels,
+            labels: crate::labels::labels_or(&p.labels, probe.labels)?,
             units: units.into(),
             gains: vec![p.gain; channels],
             vref: p.vref,
@@ -722,7 +725,7 @@ fn build_edf(p: &FileSourceParams, cx: &BuildCx<'_>) -> Result<(FileSource, Opti
         _ => (1.0, probe.range_uv.iter().map(|r| 1e6 / r.max(f64::MIN_POSITIVE)).collect()),
     };
     let meta = StreamMeta {
-        labels: probe.labels,
+        labels: crate::labels::labels_or(&p.labels, probe.labels)?,
         units: if probe.kind == Kind::Raw { "counts" } else { "uV" }.into(),
         gains,
         vref,

@@ -517,3 +517,36 @@ mod property {
         }
     }
 }
+
+#[test]
+fn source_labels_reach_the_stream_and_every_file() {
+    stages::link();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let src = format!(
+        "stages:
+  - emulator: {{ channels: 3, rate: 250, batch: 10, realtime: false, samples: 500, labels: [Cz, Pz, Oz] }}
+  - to_voltage: {{}}
+  - bdf_sink: {{ path: {d}/l.bdf }}
+  - edf_sink: {{ path: {d}/l.edf, inputs: [to_voltage] }}
+  - csv_sink: {{ path: {d}/l.csv, inputs: [to_voltage] }}
+"
+    );
+    let p = Pipeline::start(plan("l.yaml", &src).unwrap()).unwrap();
+    let tv = p.shared().stage("to_voltage").unwrap();
+    let labels = &tv.output.as_ref().unwrap().meta.labels;
+    assert_eq!(labels, &["Cz", "Pz", "Oz"]);
+    assert!(p.shared().wait_finished(Some(Duration::from_secs(30))));
+    p.join();
+    for ext in ["bdf", "edf"] {
+        let r = Reader::open(File::open(dir.path().join(format!("l.{ext}"))).unwrap()).unwrap();
+        let h = r.header();
+        let got: Vec<&str> = h.data_signals().iter().map(|&k| h.signals[k].label.as_str()).collect();
+        assert_eq!(got, ["Cz", "Pz", "Oz"], "{ext}");
+    }
+    let rows = CsvReader::new(BufReader::new(File::open(dir.path().join("l.csv")).unwrap())).unwrap();
+    assert_eq!(rows.labels(), ["Cz", "Pz", "Oz"]);
+    let err =
+        plan("l.yaml", "stages:\n  - emulator: { channels: 2, labels: [Cz] }\n").err().unwrap().to_string();
+    assert!(err.contains("1 labels for 2 channels"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! The data path allocates nothing in steady state: 10,000 packets through emulator (unpaced)
+//! The data path allocates nothing in steady state: 10,000 packets through emulator (unpaced,
+//! with AC lead-off on, so the signal-quality checks and the impedance lock-in run)
 //! → to_voltage → gain → fan-out to two null sinks, one on the source's thread and one across a
 //! queue on another thread, counted by a global allocator. A third branch, on a thread of its
 //! own, runs the DSP stages (notch, band-pass, downsample, FFT, band power, rereference, select)
@@ -16,7 +17,7 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 const PIPELINE: &str = "
 stages:
-  - emulator: { channels: 32, rate: 4000, batch: 16, realtime: false }
+  - emulator: { channels: 32, rate: 4000, batch: 16, realtime: false, lead_off: { mode: ac } }
   - to_voltage: {}
   - gain: { factor: 2 }
   - null_sink: { name: local_sink }

@@ -5,8 +5,9 @@
 //!
 //! - **Host.** Every request's `Host` must name the daemon: `localhost`, `127.0.0.1` or `[::1]`
 //!   with its port, the address it is bound to, or the host of an allowed origin. A rebound
-//!   name (`Host: evil.example:8080`) is refused. When bound to every interface (`0.0.0.0`,
-//!   `::`, which requires a token) the `Host` is not checked: the token is the boundary there.
+//!   name (`Host: evil.example:8080`) is refused. Bound to anything but loopback (which
+//!   requires a token) the `Host` is not checked: the token is the boundary there, and the
+//!   daemon may be reached by names it cannot know (`eeg-pi.local`).
 //! - **Origin.** A state-changing request (any method but `GET`, `HEAD` and `OPTIONS`) and every
 //!   WebSocket upgrade that carries an `Origin` must come from the daemon's own origins
 //!   (`http://` and each allowed host above, or the `Host` it was sent to) or one given with `--allow-origin` /
@@ -82,7 +83,7 @@ impl Access {
             origins.push(format!("{scheme}://{authority}"));
             hosts.push(authority);
         }
-        let any_host = local.ip().is_unspecified();
+        let any_host = !local.ip().is_loopback();
         Ok(Access { hosts: (!any_host).then_some(hosts), origins })
     }
 

@@ -701,9 +701,14 @@ impl Controller {
             notes: req.notes.unwrap_or_default(),
             format,
         };
+        // The channels' status as the session starts (before the recorder joins).
+        let quality = super::quality::session_record(Some(&*shared));
         // The recorder joins the running pipeline as a live edit: nothing restarts.
-        let session =
+        let mut session =
             Session::start_live(&dir, &shared, &inner.recording_cfg, &src, &opts).map_err(session_error)?;
+        if let Err(e) = session.set_signal_quality(quality) {
+            tracing::warn!(error = %e, "could not keep the signal quality in the session's meta");
+        }
         let summary = session_summary(&session);
         tracing::info!(session = %session.dir().display(), "Recording started");
         inner.recording = Some(Recording { session });

@@ -196,5 +196,6 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
     let _ = writeln!(out, "eegd_recording_failed {}", u8::from(rec.is_some_and(|(_, active)| !active)));
     family(&mut out, "recording_bytes", "gauge", "Bytes the current session's data file holds.");
     let _ = writeln!(out, "eegd_recording_bytes {}", rec.map_or(0, |(b, _)| b));
+    super::quality::metrics(&mut out);
     out
 }

@@ -13,6 +13,7 @@ mod edits;
 mod error;
 mod hub;
 mod metrics;
+mod quality;
 mod session;
 
 use anyhow::{Context as _, Result};
@@ -399,6 +400,10 @@ fn router(state: AppState) -> Router {
         .route("/api/recordings", get(recordings))
         .route("/api/recordings/{*file}", get(download))
         .route("/api/markers", post(marker))
+        .route("/api/signal-quality", get(quality::get_signal_quality))
+        .route("/api/impedance/start", post(quality::impedance_start))
+        .route("/api/impedance/stop", post(quality::impedance_stop))
+        .route("/api/selftest", post(quality::post_selftest))
         .route("/metrics", get(metrics_text))
         .route("/ws/data", get(ws_data))
         .route("/ws/control", get(ws_control))

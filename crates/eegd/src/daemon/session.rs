@@ -109,4 +109,25 @@ mod tests {
         assert!(ok.starts_with(store.root()));
         assert_eq!(store.confine(None).unwrap(), store.root());
     }
+
+    #[test]
+    fn sessions_left_recording_are_marked_interrupted_at_start_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(tmp.path()).unwrap();
+        let lab = store.confine(Some(Path::new("lab/a"))).unwrap();
+        let folder = lab.join("20250101T000000Z_p1");
+        fs::create_dir(&folder).unwrap();
+        let meta = serde_json::json!({
+            "participant": "p1", "notes": "", "status": "recording", "start_time": "", "start_ns": 1,
+            "stop_time": null, "stop_ns": null, "eegd_version": "0", "format": "bdf", "input": "to_voltage",
+            "rate": 250.0, "channels": 1, "labels": ["Fp1"], "units": "uV", "files": ["recording.bdf"],
+            "samples_written": 0, "samples_dropped_upstream": 0, "packets_dropped_upstream": 0,
+            "samples_clipped": 0, "markers": [], "markers_dropped": 0, "recorder": null, "other_sinks": []
+        });
+        fs::write(folder.join(recording::META_FILE), meta.to_string()).unwrap();
+        SessionStore::new(tmp.path()).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(folder.join(recording::META_FILE)).unwrap()).unwrap();
+        assert_eq!(back["status"], "interrupted");
+    }
 }
