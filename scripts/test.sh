@@ -5,6 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== the docs stand on their own: no file cites the design file"
+if git grep -n -e 'DESIG[N]' -- . ; then
+    echo "the files above cite a design file outside the repository; say it in docs/ instead" >&2
+    exit 1
+fi
+
+# liblsl for the LSL stages' tests: the pylsl wheel's copy once the venv exists (setup-interop.sh
+# below makes it), and a loopback-only LSL configuration, so no test traffic leaves the machine.
+export LSLAPICFG="$PWD/interop/lsl_api.cfg"
+liblsl() { ls .venv/lib/python3*/site-packages/pylsl/lib/liblsl.so 2>/dev/null | head -n 1; }
+if [ -z "${EEGD_LIBLSL:-}" ] && [ -n "$(liblsl)" ]; then
+    export EEGD_LIBLSL="$PWD/$(liblsl)"
+fi
+
 echo "== unit, integration and end-to-end tests"
 cargo test --workspace --all-targets
 
@@ -46,7 +60,12 @@ else
     echo "the aarch64-unknown-linux-gnu target is not installable here; skipped"
 fi
 
-echo "== interop: files in MNE/edfio, filters against scipy, LSL, WebSocket clients, the UI in Chromium"
+echo "== the Raspberry Pi's Debian package: arm64 cross build, contents, systemd unit"
+scripts/check-package.sh
+
+echo "== interop: files in MNE/edfio, BIDS (validator, MNE-BIDS), filters against scipy, LSL, WebSocket clients, the UI in Chromium"
 scripts/setup-interop.sh
+# lsl_sink's data path with a real outlet (the first run on a fresh machine had no liblsl yet).
+EEGD_LIBLSL="$PWD/$(liblsl)" cargo test -p stages --test zero_alloc_lsl
 cargo build -p eegd
 EEGD_BIN="$PWD/target/debug/eegd" .venv/bin/python -m pytest interop -q -p no:cacheprovider

@@ -31,7 +31,8 @@ const editor = new ParamEditor($('editor'));
 const stageEdits = new StageEdits($('stage-edits'), { onDone: () => poll.now(), onError: text => notify(text) });
 const graph = new PipelineGraph($('graph'), name => { editor.show(name); stageEdits.select(name); });
 editor.onApplied = () => poll.now();
-const recording = new RecordingPanel({ onMarker: () => traces.addMarker(), onChange: () => poll.now() });
+// A marker the page sends comes back as a control event, like every other source's.
+const recording = new RecordingPanel({ onMarker: () => {}, onChange: () => poll.now() });
 const quality = new QualityPanel({
   table: $('quality-table'), info: $('quality-info'), impedanceBtn: $('impedance-btn'),
   selftestBtn: $('selftest-btn'), result: $('quality-result'), onRailed: railed => traces.setRailed(railed),
@@ -139,9 +140,27 @@ function onData(topic) {
   };
 }
 
+// Markers from any source (this page, the API, an LSL inlet, a replayed file) arrive as control
+// events; one event may come twice (the API's reply and the daemon's marker tap), so each
+// (time, label) is drawn once.
+const markersSeen = new Set();
+let markerCount = 0;
+function onControl(text) {
+  let msg;
+  try { msg = JSON.parse(text); } catch { return; }
+  const m = msg?.event === 'marker' ? msg.marker : null;
+  if (!m || typeof m.timestamp_ns !== 'number') return;
+  const key = `${m.timestamp_ns}|${m.label}`;
+  if (markersSeen.has(key)) return;
+  markersSeen.add(key);
+  if (markersSeen.size > 1000) markersSeen.delete(markersSeen.values().next().value);
+  traces.addMarkerAt(BigInt(Math.round(m.timestamp_ns)));
+  $('st-markers').textContent = String(++markerCount);
+}
+
 const sockets = [
   new Socket('/ws/control', {
-    onMessage: () => poll.now(),              // a state change: show it now rather than at the next poll
+    onMessage: text => { onControl(text); poll.now(); }, // a state change: show it now rather than at the next poll
     onOpen: () => poll.now(),
     onClose: () => poll.now(),
   }),

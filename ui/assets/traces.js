@@ -81,6 +81,15 @@ export class TraceView {
     if (show) this.hidden.delete(c); else this.hidden.add(c);
     this.layoutDirty = true;
   }
+  /** A marker at its timestamp (ns since the UNIX epoch, a BigInt): drawn on the sample it falls on. */
+  addMarkerAt(tsNs) {
+    if (!this.channels || this.t0Ns === null) return;
+    const at = Math.round(Number(tsNs - this.t0Ns) * this.rate / 1e9);
+    if (at < this.head - this.cap || at > this.head + this.cap) return;
+    this.markers = this.markers.filter(m => m >= this.head - this.cap);
+    this.markers.push(at);
+    this.repaint = true;
+  }
   addMarker() {
     if (!this.channels) return;
     this.markers = this.markers.filter(m => m >= this.head - this.cap);

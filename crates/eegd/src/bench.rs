@@ -1,4 +1,4 @@
-//! `eegd bench`: the reference pipeline (DESIGN §9), paced and unpaced, beside a naive baseline
+//! `eegd bench`: the reference pipeline (BENCHMARKS.md), paced and unpaced, beside a naive baseline
 //! built the way the original system was (a fresh `Vec` per packet, unbounded channels, 1 ms
 //! sleep polling, deep copies on fan-out), in one process run.
 mod baseline;
@@ -33,6 +33,10 @@ pub struct BenchArgs {
     pub pace: String,
     #[arg(long)]
     pub json: bool,
+    /// Add an `lsl_sink` (a real LSL outlet, stream `eegd-bench`) after the band-pass; needs
+    /// liblsl (docs/lsl.md).
+    #[arg(long)]
+    pub lsl: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default)]
@@ -66,6 +70,9 @@ struct Report {
     batch: usize,
     seconds: f64,
     pace: String,
+    /// True when the reference pipeline carried an `lsl_sink` (`--lsl`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    lsl: bool,
     latency_us: Quantiles,
     wake_late_us: Quantiles,
     cpu_percent_of_one_core: f64,
@@ -116,8 +123,15 @@ pub fn reference_yaml(a: &BenchArgs, batch: usize, realtime: bool, topic: &str) 
          \x20 - bandpass: {{ low_hz: 1, high_hz: 40, order: 4 }}\n\
          \x20 - null_sink: {{}}\n\
          \x20 - downsample: {{ inputs: [bandpass], factor: {factor} }}\n\
-         \x20 - websocket_sink: {{ topic: {topic} }}\n",
-        a.channels, a.rate, a.pace
+         \x20 - websocket_sink: {{ topic: {topic} }}\n{}",
+        a.channels,
+        a.rate,
+        a.pace,
+        if a.lsl {
+            format!("\x20 - lsl_sink: {{ inputs: [bandpass], stream_name: eegd-{topic}, source_id: eegd-{topic} }}\n")
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -219,6 +233,9 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         bail!("--channels must be 1 to 32");
     }
     let batch = a.batch.unwrap_or((a.rate / 250) as usize).max(1);
+    if a.lsl {
+        lsl::available().map_err(|e| anyhow::anyhow!("--lsl: {e}"))?;
+    }
     let ours = run_ours_paced(&a, batch)?;
     let throughput = run_ours_unpaced(&a, batch)?;
     let base = baseline::run(&a, batch, warmup(a.seconds), unpaced_seconds(a.seconds));
@@ -228,6 +245,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         batch,
         seconds: a.seconds,
         pace: a.pace.clone(),
+        lsl: a.lsl,
         latency_us: ours.latency,
         wake_late_us: ours.wake_late,
         cpu_percent_of_one_core: round2(ours.cpu),
@@ -244,8 +262,13 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     } else {
         let r = &report;
         println!(
-            "eegd bench: {} ch × {} SPS, batch {}, {} s paced ({})",
-            r.channels, r.rate, r.batch, r.seconds, r.pace
+            "eegd bench: {} ch × {} SPS, batch {}, {} s paced ({}){}",
+            r.channels,
+            r.rate,
+            r.batch,
+            r.seconds,
+            r.pace,
+            if r.lsl { ", with an lsl_sink" } else { "" }
         );
         println!("                      {:>12} {:>12}", "eegd", "baseline");
         println!("latency p50 (µs)      {:>12} {:>12}", r.latency_us.p50, r.baseline.latency_us.p50);

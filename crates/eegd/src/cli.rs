@@ -6,7 +6,7 @@ use pipeline::topology::graph::plan;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 /// Exit code for an invalid pipeline file.
@@ -60,8 +60,17 @@ pub struct RecordArgs {
     #[arg(long, default_value = "", requires = "record")]
     pub notes: String,
     /// File format of the session (default: the pipeline file's `recording.format`).
-    #[arg(long, value_parser = ["bdf", "edf", "csv"], requires = "record")]
+    #[arg(long, value_parser = ["bdf", "edf", "csv", "bids"], requires = "record")]
     pub format: Option<String>,
+    /// `bids`: the task label (default the pipeline file's `recording.task`, else `rest`).
+    #[arg(long, requires = "record")]
+    pub task: Option<String>,
+    /// `bids`: the session label.
+    #[arg(long, requires = "record")]
+    pub session: Option<String>,
+    /// `bids`: the run number (default the next free one).
+    #[arg(long, requires = "record")]
+    pub run: Option<u32>,
     /// Each line read on standard input becomes a marker, at the time it is read.
     #[arg(long)]
     pub stdin_markers: bool,
@@ -80,6 +89,10 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    if let Err(e) = crate::daemon::lsl::check_liblsl(&plan) {
+        eprintln!("{}: {e}", file.display());
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let mut session = match &rec.record {
         Some(dir) => {
             let format =
@@ -88,11 +101,15 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
                 participant: rec.participant.clone(),
                 notes: rec.notes.clone(),
                 format,
+                task: rec.task.clone(),
+                session: rec.session.clone(),
+                run: rec.run,
             };
             Some(recording::Session::create(dir, &mut plan, &opts)?)
         }
         None => None,
     };
+    let files = crate::progress::recorded_files(&plan);
     let pipeline = match Pipeline::start(plan) {
         Ok(p) => p,
         Err(e) => {
@@ -107,6 +124,11 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         s.attach(shared.clone());
     }
     tracing::info!(file = %file.display(), "Pipeline running");
+    let mut progress = crate::progress::Progress::new(
+        shared.clone(),
+        files,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
 
     // Wait for whichever comes first: Ctrl-C, the duration, or the sources ending. No polling:
     // each event is a message.
@@ -131,9 +153,23 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
     });
     let deadline = duration.map(|s| std::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
     loop {
-        let event = match deadline {
-            Some(d) => rx.recv_timeout(d.saturating_duration_since(std::time::Instant::now())).ok(),
-            None => rx.recv().ok(),
+        // On a terminal, wake every tick to redraw the progress line.
+        let event = loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let timeout = match left {
+                Some(l) if progress.live() => Some(l.min(crate::progress::TICK)),
+                Some(l) => Some(l),
+                None if progress.live() => Some(crate::progress::TICK),
+                None => None,
+            };
+            match timeout {
+                None => break rx.recv().ok(),
+                Some(t) => match rx.recv_timeout(t) {
+                    Ok(e) => break Some(e),
+                    Err(RecvTimeoutError::Timeout) if left.is_none_or(|l| l > t) => progress.tick(),
+                    Err(_) => break None,
+                },
+            }
         };
         match event {
             Some(Event::Marker(ts, text)) if !text.is_empty() => match session.as_mut() {
@@ -148,6 +184,7 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
             },
             Some(Event::Marker(..)) => {}
             Some(Event::Interrupted) => {
+                progress.clear();
                 tracing::info!("Interrupted; draining");
                 break;
             }
@@ -155,9 +192,12 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         }
     }
     let state = pipeline.join();
+    progress.clear();
     let mut recorded = true;
+    let mut session_dir = None;
     if let Some(s) = session {
         let dir = s.dir().to_path_buf();
+        session_dir = Some(dir.clone());
         let meta = s.finish()?;
         if meta.status != "complete" {
             eprintln!(
@@ -169,7 +209,7 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
         println!("{}", dir.display());
     }
     for s in shared.stage_snapshots() {
-        tracing::info!(
+        tracing::debug!(
             stage = %s.name, state = ?s.state, packets_in = s.packets_in, packets_out = s.packets_out,
             drops = s.drops, errors = s.errors, overruns = s.overruns, drift_ppm = s.drift_ppm, "Stage finished"
         );
@@ -179,6 +219,7 @@ pub fn run(file: &Path, duration: Option<f64>, rec: &RecordArgs) -> Result<ExitC
             tracing::warn!(from = %e.from, to = %e.to, dropped = e.dropped, "Queue dropped packets");
         }
     }
+    eprint!("{}", progress.summary(session_dir.as_deref()));
     match state {
         PipelineState::Failed(reason) => {
             eprintln!("pipeline failed: {reason}");

@@ -4,6 +4,8 @@
 mod bench;
 mod cli;
 mod daemon;
+mod progress;
+mod stage_doc;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,12 +37,16 @@ enum Command {
     Validate { file: PathBuf },
     /// Every stage type with its parameters, defaults and documentation.
     Stages {
-        #[arg(long)]
+        /// The catalogue as JSON, with each type's parameter schema.
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// The stage reference as Markdown (docs/stages.md is this output).
+        #[arg(long)]
+        markdown: bool,
     },
     /// The daemon: HTTP/WebSocket API, live parameters, recordings, metrics and the browser UI.
     Serve(daemon::ServeArgs),
-    /// The reference benchmark (DESIGN §9), beside the naive baseline.
+    /// The reference benchmark, beside the naive baseline (BENCHMARKS.md).
     Bench(bench::BenchArgs),
 }
 
@@ -57,7 +63,11 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Run { file, duration, record } => cli::run(&file, duration, &record),
         Command::Validate { file } => cli::validate(&file),
-        Command::Stages { json } => cli::stages(json),
+        Command::Stages { markdown: true, .. } => {
+            print!("{}", stage_doc::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stages { json, .. } => cli::stages(json),
         Command::Serve(args) => daemon::serve(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -173,14 +173,16 @@ fn assert_every_sample_once(dir: &Path, stderr: &str) {
         prev = Some(t);
         rows += 1;
     }
+    // The run's summary: `  stream emulator: N samples × …`.
     let produced = stderr
         .lines()
-        .find(|l| l.contains("Stage finished") && l.contains("stage=emulator"))
-        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("packets_out=")))
+        .find_map(|l| l.trim().strip_prefix("stream emulator: "))
+        .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or_else(|| panic!("no emulator stats in:\n{stderr}"));
     assert!(produced > 0);
-    assert_eq!(rows, produced * BATCH, "every produced sample written exactly once");
+    assert_eq!(produced % BATCH, 0, "whole packets of {BATCH}");
+    assert_eq!(rows, produced, "every produced sample written exactly once");
 }
 
 #[test]

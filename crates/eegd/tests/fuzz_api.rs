@@ -102,6 +102,9 @@ proptest! {
 
     #[test]
     fn random_pipeline_files_plan_or_are_refused_with_positions(src in pipeline_file()) {
+        // An `lsl_source` without `channels` and `rate` resolves its stream when built, waiting up
+        // to `timeout_s`; without liblsl it is refused at once, which is all this test needs.
+        std::env::set_var("EEGD_LIBLSL", "/nonexistent/liblsl.so");
         // Building opens nothing for writing (sinks open at start), so relative paths are safe.
         match plan("p.yaml", &src) {
             Ok(_) => {}
@@ -154,6 +157,8 @@ fn request() -> impl Strategy<Value = (&'static str, &'static str, String)> {
 
 #[test]
 fn random_request_bodies_never_get_a_server_error() {
+    // No liblsl for the daemon either: a random `lsl_source` is refused at once, not resolved.
+    std::env::set_var("EEGD_LIBLSL", "/nonexistent/liblsl.so");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let d = Daemon::start();
     let client = d.client();

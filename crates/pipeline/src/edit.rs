@@ -28,7 +28,9 @@
 use crate::exec::{EditOp, GroupControl, GroupInfo, Node, Shared, StageInfo, Topology, EDIT_SLOTS};
 use crate::pool::Pool;
 use crate::queue::Edge;
-use crate::stage::{lookup, param_diagnostic, registry, BuildCx, DynStage, ErrorPolicy, Role, StageError};
+use crate::stage::{
+    lookup, param_diagnostic, registry, BuildCx, DynStage, ErrorPolicy, Role, StageError, Upstream,
+};
 use crate::stats::StageStats;
 use crate::stream::StreamInfo;
 use crate::topology::diag::{did_you_mean, Diagnostic};
@@ -240,11 +242,29 @@ fn prepare(
     }
     let (Some(params), true) = (params, diags.is_empty()) else { return Err(diags) };
     let streams: Vec<StreamInfo> = inputs.iter().filter_map(|&j| t[j].output.clone()).collect();
-    let (stage, output) = params.build(&streams, &BuildCx { name, stream_id: 0 }).map_err(|e| {
-        let mut diag = param_diagnostic(&d.params, &e);
-        diag.message = format!("`{name}`: {}", diag.message);
-        vec![diag]
-    })?;
+    // The running stages upstream, by name and type (their live parameters stay on their
+    // threads; a stage that describes the chain sees them as null).
+    let mut feeds = vec![false; t.len()];
+    let mut todo = inputs.clone();
+    while let Some(j) = todo.pop() {
+        if !std::mem::replace(&mut feeds[j], true) {
+            todo.extend(t[j].inputs.iter().copied());
+        }
+    }
+    let upstream: Vec<Upstream> = (0..t.len())
+        .filter(|&j| feeds[j])
+        .map(|j| Upstream {
+            name: t[j].name.clone(),
+            type_name: t[j].type_name,
+            params: serde_json::Value::Null,
+        })
+        .collect();
+    let (stage, output) =
+        params.build(&streams, &BuildCx { name, stream_id: 0, upstream: &upstream }).map_err(|e| {
+            let mut diag = param_diagnostic(&d.params, &e);
+            diag.message = format!("`{name}`: {}", diag.message);
+            vec![diag]
+        })?;
     let group = match replacing {
         Some(x) => t[x].group.clone(),
         None => match &d.group {

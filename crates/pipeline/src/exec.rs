@@ -190,6 +190,7 @@ impl Topology {
                     state: s.stats.state(),
                     packets_in: s.stats.packets_in.load(Ordering::Relaxed),
                     packets_out: s.stats.packets_out.load(Ordering::Relaxed),
+                    samples_out: s.stats.samples_out.load(Ordering::Relaxed),
                     errors: s.stats.errors.load(Ordering::Relaxed),
                     drops: s.stats.drops.load(Ordering::Relaxed),
                     overruns: s.stats.overruns.load(Ordering::Relaxed),
@@ -302,6 +303,8 @@ pub struct StageSnapshot {
     pub state: StageState,
     pub packets_in: u64,
     pub packets_out: u64,
+    /// Samples per channel emitted (a source's: the samples acquired).
+    pub samples_out: u64,
     pub errors: u64,
     pub drops: u64,
     /// Acquisition sources: samples lost to DRDY overruns.
@@ -1063,7 +1066,11 @@ impl Group {
         }
         let mut out = std::mem::take(&mut self.nodes[k].out);
         let routes = std::mem::take(&mut self.nodes[k].routes);
-        self.nodes[k].stats.packets_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+        let stats = &self.nodes[k].stats;
+        stats.packets_out.fetch_add(out.len() as u64, Ordering::Relaxed);
+        stats
+            .samples_out
+            .fetch_add(out.iter().map(|p| u64::from(p.header().samples)).sum(), Ordering::Relaxed);
         for pkt in out.drain(..) {
             if let Some((last, rest)) = routes.split_last() {
                 for r in rest {

@@ -160,9 +160,20 @@ pub struct BuildCx<'a> {
     pub name: &'a str,
     /// For sources: this source's stream id, distinct within the pipeline.
     pub stream_id: u16,
+    /// Every stage upstream of this one, sources first (sinks that describe the processing
+    /// chain, e.g. `lsl_sink`'s metadata, read it).
+    pub upstream: &'a [Upstream],
 }
 
-/// The default `on_error` of each role (DESIGN §2).
+/// A stage upstream of the one being built: its name, type and parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Upstream {
+    pub name: String,
+    pub type_name: &'static str,
+    pub params: serde_json::Value,
+}
+
+/// The default `on_error` of each role (docs/pipeline.md, "Errors while running").
 pub const fn default_on_error(role: Role) -> ErrorPolicy {
     match role {
         Role::Source | Role::Sink => ErrorPolicy::DrainThenStop,

@@ -152,6 +152,8 @@ pub enum StageState {
 pub struct StageStats {
     pub packets_in: AtomicU64,
     pub packets_out: AtomicU64,
+    /// Samples per channel in the packets emitted (a source's: the samples acquired).
+    pub samples_out: AtomicU64,
     pub errors: AtomicU64,
     /// Packets this stage could not take (it had stopped) or could not emit (pool exhausted).
     pub drops: AtomicU64,
@@ -175,6 +177,7 @@ impl Default for StageStats {
         StageStats {
             packets_in: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
+            samples_out: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             drops: AtomicU64::new(0),
             process_ns: Histogram::new(),

@@ -55,7 +55,7 @@ impl Harness {
         let p = (reg.decode)(&node)
             .map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
         let (stage, output) = p
-            .build(inputs, &BuildCx { name: type_name, stream_id: 0 })
+            .build(inputs, &BuildCx { name: type_name, stream_id: 0, upstream: &[] })
             .map_err(|e| format!("{}: {}", e.param, e.message))?;
         let words = inputs.iter().chain(output.iter()).map(|s| s.words()).max().unwrap_or(1).max(1);
         Ok(Harness {

@@ -1,4 +1,4 @@
-//! Recording sessions (DESIGN §7): a folder per session under a data directory, named by start
+//! Recording sessions (docs/recording.md): a folder per session under a data directory, named by start
 //! time and participant, holding the data file, `pipeline.yaml` (the exact running
 //! configuration) and `session_meta.json` (who, when, what was recorded, and what went wrong).
 //!
@@ -12,9 +12,10 @@
 //! This crate never touches the data path: it builds, reads counters and writes JSON.
 #![forbid(unsafe_code)]
 
+pub mod bids;
 mod session;
 
 pub use session::{
-    list, recover, MarkerEntry, MarkerOutcome, MarkerRefused, Session, SessionError, SessionMeta,
+    list, recover, BidsInfo, MarkerEntry, MarkerOutcome, MarkerRefused, Session, SessionError, SessionMeta,
     SessionOptions, SessionStatus, SinkOutcome, MAX_AHEAD_NS, META_FILE,
 };

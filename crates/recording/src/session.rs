@@ -50,6 +50,12 @@ pub enum SessionError {
     /// Attaching the recorder to (or detaching it from) the running pipeline was refused.
     #[error("{0}")]
     Attach(#[source] EditError),
+    /// A BIDS run that cannot be named or written as asked (labels, an existing run).
+    #[error("{0}")]
+    Bids(String),
+    /// A BIDS run that is already in the dataset.
+    #[error("{0}")]
+    BidsRunExists(String),
 }
 
 /// Why a marker is not placed in the recording (it is never moved instead).
@@ -76,6 +82,24 @@ pub struct SessionOptions {
     pub notes: String,
     /// Default: the pipeline file's `recording.format`.
     pub format: Option<RecordingFormat>,
+    /// Format `bids`: the task label (default the file's `recording.task`, else `rest`).
+    pub task: Option<String>,
+    /// Format `bids`: the session label (default none).
+    pub session: Option<String>,
+    /// Format `bids`: the run number (default the next free one).
+    pub run: Option<u32>,
+}
+
+/// Where a session of format `bids` went in the dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BidsInfo {
+    pub subject: String,
+    pub session: Option<String>,
+    pub task: String,
+    pub run: u32,
+    /// The run's files in the dataset, relative to the data directory (`bids/sub-…`), the
+    /// data file first; the sidecars once the run has ended.
+    pub files: Vec<String>,
 }
 
 /// A marker as the session lists it.
@@ -153,6 +177,9 @@ pub struct SessionMeta {
     pub recorder: Option<SinkOutcome>,
     /// How the pipeline's other recording sinks (files named in the pipeline file) ended.
     pub other_sinks: Vec<SinkOutcome>,
+    /// Format `bids`: the run in the dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bids: Option<BidsInfo>,
     /// Each channel's signal quality when the session started, and the latest self-test (the
     /// daemon's `GET /api/signal-quality` and `POST /api/selftest`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +218,8 @@ pub struct Session {
     live: bool,
     /// The recorder as it was when detached (it is no longer in the running graph).
     recorder_info: Option<StageInfo>,
+    /// Format `bids`: the run, what its `_eeg.json` says, and the data directory.
+    bids: Option<(crate::bids::BidsRun, crate::bids::Acquisition, PathBuf)>,
 }
 
 fn now_ns() -> i64 {
@@ -232,6 +261,7 @@ fn format_name(f: RecordingFormat) -> (&'static str, &'static str) {
         RecordingFormat::Bdf => ("bdf_sink", "bdf"),
         RecordingFormat::Edf => ("edf_sink", "edf"),
         RecordingFormat::Csv => ("csv_sink", "csv"),
+        RecordingFormat::Bids => ("bdf_sink", "bdf"),
     }
 }
 
@@ -254,13 +284,21 @@ impl Session {
         let stream = in_stage.output.clone().ok_or(SessionError::NoInput)?;
         let input_name = in_stage.name.clone();
         let taken = |n: &str| plan.index_of(n).is_some();
-        let (mut s, reg, params) =
-            Session::open(data_dir, &input_name, &stream, &plan.recording, &plan.source, opts, taken)?;
+        let (mut s, reg, params) = Session::open(
+            data_dir,
+            &input_name,
+            &stream,
+            &plan.recording,
+            &plan.source,
+            opts,
+            taken,
+            || Ok(crate::bids::describe(plan, input)),
+        )?;
         let decoded = (reg.decode)(&Node::from_json(&params)).map_err(|d| {
             SessionError::Build(d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
         })?;
         let (stage, _) = decoded
-            .build(std::slice::from_ref(&stream), &BuildCx { name: &s.recorder, stream_id: 0 })
+            .build(std::slice::from_ref(&stream), &BuildCx { name: &s.recorder, stream_id: 0, upstream: &[] })
             .map_err(|e| SessionError::Build(format!("`{}`: {}", e.param, e.message)))?;
         // The recorder's counters, registered when it was built.
         s.report = report_for(&s.file);
@@ -311,7 +349,13 @@ impl Session {
         let input_name = t[input].name.clone();
         let taken = |n: &str| t.index_of(n).is_some();
         let (mut s, reg, mut params) =
-            Session::open(data_dir, &input_name, &stream, recording, source, opts, taken)?;
+            Session::open(data_dir, &input_name, &stream, recording, source, opts, taken, || {
+                // What `_eeg.json` says is read from the running configuration's text.
+                let p = pipeline::topology::graph::plan(PIPELINE_FILE, source)
+                    .map_err(|d| SessionError::Build(d.to_string()))?;
+                let i = p.recording_input().ok_or(SessionError::NoInput)?;
+                Ok(crate::bids::describe(&p, i))
+            })?;
         params["name"] = serde_json::json!(s.recorder);
         params["inputs"] = serde_json::json!([input_name]);
         params["group"] = serde_json::json!(RECORDER_GROUP);
@@ -358,6 +402,7 @@ impl Session {
         source: &str,
         opts: &SessionOptions,
         taken: impl Fn(&str) -> bool,
+        acquisition: impl FnOnce() -> Result<crate::bids::Acquisition, SessionError>,
     ) -> Result<(Session, &'static Registration, serde_json::Value), SessionError> {
         if !matches!(stream.kind, Kind::Raw | Kind::Voltage) {
             return Err(SessionError::NotTimeSeries(input.to_string(), stream.kind.name()));
@@ -377,9 +422,23 @@ impl Session {
             folder_safe(&opts.participant)
         );
         std::fs::create_dir_all(data_dir).map_err(io("creating the data directory", data_dir))?;
-        let mut dir = data_dir.join(&base);
+        let bids = if format == RecordingFormat::Bids {
+            let entities = crate::bids::BidsEntities {
+                task: opts.task.clone().or_else(|| recording.task.clone()),
+                session: opts.session.clone(),
+                run: opts.run,
+            };
+            let run = crate::bids::BidsRun::create(data_dir, &opts.participant, &entities)?;
+            Some((run, acquisition()?, data_dir.to_path_buf()))
+        } else {
+            None
+        };
+        let mut dir = match &bids {
+            Some((run, ..)) => run.source_dir.clone(),
+            None => data_dir.join(&base),
+        };
         let mut k = 1;
-        loop {
+        while bids.is_none() {
             match std::fs::create_dir(&dir) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && k < 100 => {
@@ -390,7 +449,10 @@ impl Session {
             }
         }
         let file_name = format!("recording.{ext}");
-        let file = dir.join(&file_name);
+        let file = match &bids {
+            Some((run, ..)) => run.data_file(),
+            None => dir.join(&file_name),
+        };
         let pipeline_path = dir.join(PIPELINE_FILE);
         std::fs::write(&pipeline_path, source).map_err(io("writing", &pipeline_path))?;
 
@@ -410,6 +472,9 @@ impl Session {
             name.push('_');
         }
         let mut files = vec![file_name, PIPELINE_FILE.to_string(), META_FILE.to_string()];
+        if bids.is_some() {
+            files.remove(0);
+        }
         if format == RecordingFormat::Csv {
             files.push("recording.markers.csv".into());
         }
@@ -423,7 +488,7 @@ impl Session {
             stop_time: None,
             stop_ns: None,
             eegd_version: env!("CARGO_PKG_VERSION").into(),
-            format: ext.into(),
+            format: if bids.is_some() { "bids" } else { ext }.into(),
             input: input.to_string(),
             rate: stream.rate,
             channels: stream.channels,
@@ -442,6 +507,13 @@ impl Session {
             markers_dropped: 0,
             recorder: None,
             other_sinks: Vec::new(),
+            bids: bids.as_ref().map(|(run, _, root)| crate::session::BidsInfo {
+                subject: run.subject.clone(),
+                session: run.session.clone(),
+                task: run.task.clone(),
+                run: run.run,
+                files: vec![relative(&file, root)],
+            }),
             signal_quality: None,
         };
         let s = Session {
@@ -453,6 +525,7 @@ impl Session {
             shared: None,
             live: false,
             recorder_info: None,
+            bids,
         };
         Ok((s, reg, params))
     }
@@ -650,6 +723,24 @@ impl Session {
             self.meta.error = Some("the file was not closed".into());
         }
         self.meta.status = if failed { "failed" } else { "complete" }.into();
+        if let (Some((run, acq, root)), Some(info)) = (&self.bids, self.meta.bids.as_mut()) {
+            // The sidecars describe the file as written, so they follow it even when the
+            // recording failed part-way (the data up to the failure is valid).
+            let statuses = match &self.meta.signal_quality {
+                Some(q) => crate::bids::statuses_from_quality(q, &self.meta.labels),
+                None => Vec::new(),
+            };
+            match run.finish(acq, &statuses) {
+                Ok(files) => info.files = files.iter().map(|f| relative(f, root)).collect(),
+                Err(e) => {
+                    tracing::error!(error = %e, "The BIDS sidecars could not be written");
+                    self.meta.status = "failed".into();
+                    self.meta
+                        .error
+                        .get_or_insert_with(|| format!("the BIDS sidecars could not be written: {e}"));
+                }
+            }
+        }
         if self.meta.samples_dropped_upstream > 0 || self.meta.packets_dropped_upstream > 0 {
             tracing::error!(
                 samples = self.meta.samples_dropped_upstream,
@@ -695,16 +786,24 @@ impl Session {
     }
 }
 
+/// `path` relative to `root`, with `/` separators, for listing.
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).to_string_lossy().replace('\\', "/")
+}
+
 /// The sessions under `data_dir` (for `GET /api/recordings`): each folder with a readable
-/// `session_meta.json`, oldest first. Folders without one are skipped.
+/// `session_meta.json`, oldest first, those of format `bids` (in the dataset's
+/// `sourcedata/eegd/`) included. Folders without one are skipped.
 pub fn list(data_dir: &Path) -> Result<Vec<(PathBuf, SessionMeta)>, SessionError> {
     let entries = match std::fs::read_dir(data_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("reading the data directory", data_dir)(e)),
     };
+    let bids = std::fs::read_dir(data_dir.join(crate::bids::BIDS_DIR).join("sourcedata").join("eegd"));
     let mut out: Vec<(PathBuf, SessionMeta)> = entries
         .flatten()
+        .chain(bids.into_iter().flatten().flatten())
         .map(|e| e.path())
         .filter_map(|dir| {
             let text = std::fs::read_to_string(dir.join(META_FILE)).ok()?;
@@ -727,7 +826,13 @@ pub fn recover(data_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
         }
         meta.status = "interrupted".into();
         meta.error = Some("the process stopped while it recorded (found at start-up)".into());
-        if let Some(n) = meta.files.first().and_then(|f| samples_in(&dir.join(f))) {
+        // A BIDS run's data file is in the dataset, relative to the data directory it was
+        // recorded in (`<it>/bids/sourcedata/eegd/<run>` is `dir`).
+        let data = match &meta.bids {
+            Some(b) => dir.ancestors().nth(4).zip(b.files.first()).map(|(d, f)| d.join(f)),
+            None => meta.files.first().map(|f| dir.join(f)),
+        };
+        if let Some(n) = data.and_then(|f| samples_in(&f)) {
             meta.samples_written = n;
         }
         let s = Session {
@@ -739,6 +844,7 @@ pub fn recover(data_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
             report: None,
             live: false,
             recorder_info: None,
+            bids: None,
         };
         s.write_meta()?;
         tracing::warn!(dir = %dir.display(), "Session left recording by a stopped process: marked interrupted");

@@ -25,7 +25,12 @@ fn record(dir: &std::path::Path, prepare: impl FnOnce(&Session)) -> (SessionMeta
     stages::link();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut p = plan("s.yaml", SRC).unwrap();
-    let opts = SessionOptions { participant: "P 07/ä".into(), notes: "eyes closed".into(), format: None };
+    let opts = SessionOptions {
+        participant: "P 07/ä".into(),
+        notes: "eyes closed".into(),
+        format: None,
+        ..Default::default()
+    };
     let mut s = Session::create(dir, &mut p, &opts).unwrap();
     prepare(&s);
     let pipeline = Pipeline::start(p).unwrap();

@@ -1,4 +1,4 @@
-//! `file_source`: replays a recording through the same graph as live data (DESIGN §5).
+//! `file_source`: replays a recording through the same graph as live data (docs/recording.md, "Replaying").
 //!
 //! BDF/EDF (by the file's extension, `.bdf` or `.edf`): the rate, labels and physical range
 //! come from the header; timestamps run from the header's start (with the sub-second part of

@@ -19,6 +19,8 @@ pub mod files;
 pub mod filter;
 pub mod gain;
 pub mod labels;
+pub mod lsl_sink;
+pub mod lsl_source;
 pub mod markers;
 pub mod notch;
 pub mod null_sink;
@@ -47,6 +49,8 @@ pub const BUILT_IN: &[&str] = &[
     "gain",
     "highpass",
     "lowpass",
+    "lsl_sink",
+    "lsl_source",
     "notch",
     "null_sink",
     "rereference",

@@ -11,6 +11,7 @@
 //! subscribing and unsubscribing, at a sink's start and finish, allocate.
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
+use pipeline::wake::Waker;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -38,12 +39,18 @@ pub struct Subscription {
     queue: ArrayQueue<Marker>,
     /// Markers lost because this subscriber's queue was full.
     pub dropped: AtomicU64,
+    /// Woken after each marker, for a subscriber with a thread of its own (the daemon's tap).
+    waker: Option<Arc<Waker>>,
 }
 
 impl Subscription {
     /// The next marker posted since the last call, if any. Never blocks or allocates.
     pub fn pop(&self) -> Option<Marker> {
         self.queue.pop()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 }
 
@@ -75,6 +82,9 @@ impl MarkerHub {
         for s in subs.iter() {
             if s.queue.push(marker.clone()).is_ok() {
                 took += 1;
+                if let Some(w) = &s.waker {
+                    w.wake();
+                }
             } else {
                 s.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -84,8 +94,21 @@ impl MarkerHub {
 
     /// A new subscriber: gets every marker posted from now on.
     pub fn subscribe(&self) -> Arc<Subscription> {
-        let sub =
-            Arc::new(Subscription { queue: ArrayQueue::new(QUEUE_CAPACITY), dropped: AtomicU64::new(0) });
+        self.subscribe_with(None)
+    }
+
+    /// A subscriber whose `waker` is woken after each marker it takes (a thread that waits for
+    /// markers rather than draining between packets).
+    pub fn subscribe_waking(&self, waker: Arc<Waker>) -> Arc<Subscription> {
+        self.subscribe_with(Some(waker))
+    }
+
+    fn subscribe_with(&self, waker: Option<Arc<Waker>>) -> Arc<Subscription> {
+        let sub = Arc::new(Subscription {
+            queue: ArrayQueue::new(QUEUE_CAPACITY),
+            dropped: AtomicU64::new(0),
+            waker,
+        });
         self.subscribers.rcu(|v| {
             let mut v = (**v).clone();
             v.push(sub.clone());

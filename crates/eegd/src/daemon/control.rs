@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 const PATCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest marker label, in characters.
 const MAX_LABEL: usize = 256;
-/// Stage keys that are not parameters (DESIGN §4).
+/// Stage keys that are not parameters (docs/pipeline.md, "Reserved keys").
 const RESERVED: [&str; 5] = ["name", "inputs", "group", "on_error", "queue"];
 
 /// A pipeline file the daemon runs: its name, its text, and the stages changed live since.
@@ -331,7 +331,7 @@ impl Controller {
         self.events.subscribe()
     }
 
-    fn push(&self, event: Value) {
+    pub(super) fn push(&self, event: Value) {
         let _ = self.events.send(event.to_string());
     }
 
@@ -344,6 +344,7 @@ impl Controller {
         let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
         let text = confine_paths(name, source, self.sessions.root())?;
         let p = if text == source { p } else { plan(name, &text).map_err(ApiError::InvalidPipeline)? };
+        super::lsl::check_liblsl(&p).map_err(ApiError::BadRequest)?;
         let mut inner = self.lock();
         if let Some(shared) = Self::running(&inner).cloned() {
             let old = inner.config.as_ref().map(|c| c.source.clone()).unwrap_or_default();
@@ -408,7 +409,7 @@ impl Controller {
     }
 
     /// A live edit of the running pipeline (`POST /api/pipeline/stages`).
-    pub fn edit(&self, edit: StageEdit) -> ApiResult<Value> {
+    pub(super) fn edit(&self, edit: StageEdit) -> ApiResult<Value> {
         let mut inner = self.lock();
         let shared = Self::running(&inner)
             .cloned()
@@ -684,9 +685,10 @@ impl Controller {
             Some("bdf") => Some(RecordingFormat::Bdf),
             Some("edf") => Some(RecordingFormat::Edf),
             Some("csv") => Some(RecordingFormat::Csv),
+            Some("bids") => Some(RecordingFormat::Bids),
             Some(other) => {
                 return Err(ApiError::BadRequest(format!(
-                    "unknown format `{other}` (valid: `bdf`, `edf`, `csv`)"
+                    "unknown format `{other}` (valid: `bdf`, `edf`, `csv`, `bids`)"
                 )))
             }
         };
@@ -700,6 +702,9 @@ impl Controller {
             participant: req.participant.unwrap_or_default(),
             notes: req.notes.unwrap_or_default(),
             format,
+            task: req.task,
+            session: req.session,
+            run: req.run,
         };
         // The channels' status as the session starts (before the recorder joins).
         let quality = super::quality::session_record(Some(&*shared));
@@ -782,6 +787,17 @@ impl Controller {
                 v["session"] = json!(dir.file_name().map(|n| n.to_string_lossy().into_owned()));
                 v["path"] = json!(dir.strip_prefix(self.sessions.root()).unwrap_or(&dir));
                 v["bytes"] = json!(meta.files.first().map(|f| file_len(&dir.join(f))));
+                // A BIDS run's files are relative to the data directory it was recorded in
+                // (`<it>/bids/sourcedata/eegd/<run>` is `dir`); list them from the root, as
+                // downloads name them.
+                if let (Some(b), Some(base)) = (&meta.bids, dir.ancestors().nth(4)) {
+                    let files: Vec<std::path::PathBuf> = b.files.iter().map(|f| base.join(f)).collect();
+                    v["bytes"] = json!(files.first().map(|f| file_len(f)));
+                    v["bids"]["files"] = json!(files
+                        .iter()
+                        .map(|f| f.strip_prefix(self.sessions.root()).unwrap_or(f))
+                        .collect::<Vec<_>>());
+                }
                 v
             })
             .collect();
@@ -810,7 +826,12 @@ impl Controller {
                     r.session.add_marker_at(ts, label).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
                 (r.session.dir().file_name().map(|n| n.to_string_lossy().into_owned()), placed.recorded)
             }
-            None => (None, false),
+            // Not recorded, but still a marker: the hub shows it to the live view and to an LSL
+            // marker outlet, like every other source's.
+            None => {
+                stages::markers::MarkerHub::global().post(stages::markers::Marker::new(ts, label));
+                (None, false)
+            }
         };
         let m = json!({ "label": label, "timestamp_ns": ts, "session": session, "recorded": recorded });
         self.push(json!({ "event": "marker", "marker": m }));
@@ -861,6 +882,8 @@ fn session_error(e: SessionError) -> ApiError {
         SessionError::NoInput | SessionError::NotTimeSeries(..) => ApiError::Conflict(e.to_string()),
         SessionError::Build(_) => ApiError::BadRequest(e.to_string()),
         SessionError::Attach(e) => edit_error(e),
+        SessionError::Bids(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::BidsRunExists(_) => ApiError::Conflict(e.to_string()),
         SessionError::Io { .. } => ApiError::Internal(e.into()),
     }
 }

@@ -44,6 +44,13 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
     let _ = writeln!(out, "eegd_pipeline_running {}", u8::from(running));
     family(&mut out, "process_cpu_seconds_total", "counter", "User + system CPU time of the process.");
     let _ = writeln!(out, "eegd_process_cpu_seconds_total {}", super::control::process_cpu_seconds());
+    let markers = stages::markers::MarkerHub::global().posted.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP eegd_markers_total Markers posted by any source (page, API, LSL inlets, files)"
+    );
+    let _ = writeln!(out, "# TYPE eegd_markers_total counter");
+    let _ = writeln!(out, "eegd_markers_total {markers}");
     if let Some(sh) = &shared {
         let topo = sh.stages();
         let snaps = topo.snapshots();

@@ -12,6 +12,7 @@ mod cpus;
 mod edits;
 mod error;
 mod hub;
+pub mod lsl;
 mod metrics;
 mod quality;
 mod session;
@@ -85,6 +86,10 @@ pub struct ServeArgs {
     /// cores (docs/hardware.md, "Isolating the pipeline").
     #[arg(long, value_name = "LIST", value_parser = CpuList::parse)]
     pub server_cpus: Option<CpuList>,
+    /// Republish every marker (page, API, LSL inlets, replayed files) on an LSL marker stream
+    /// called NAME (needs liblsl; docs/lsl.md).
+    #[arg(long, value_name = "NAME")]
+    pub lsl_markers: Option<String>,
     /// A browser origin (`http://host:port`) allowed to change state and open WebSockets,
     /// besides the daemon's own; repeatable. `EEGD_ALLOW_ORIGIN` adds more, comma-separated.
     #[arg(long, value_name = "ORIGIN")]
@@ -168,6 +173,17 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         // why and start another pipeline.
         Err(e) => tracing::error!(error = %e, "The first pipeline did not start"),
     }
+    let outlet = match &args.lsl_markers {
+        Some(name) => match lsl::MarkerOutlet::open(name) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                eprintln!("--lsl-markers {name}: {e}");
+                return Ok(ExitCode::from(crate::cli::EXIT_INVALID));
+            }
+        },
+        None => None,
+    };
+    let mut tap = lsl::MarkerTap::start(ctl.clone(), outlet).context("starting the marker thread")?;
     // Made here, before any thread is niced or confined, so the pipelines it starts are not.
     let launcher = Launcher::start();
     let hub = Hub::start({
@@ -198,6 +214,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     rt.shutdown_timeout(SHUTDOWN_GRACE);
     ctl.shutdown();
     hub.shutdown();
+    tap.shutdown();
     res.map(|_| ExitCode::SUCCESS)
 }
 

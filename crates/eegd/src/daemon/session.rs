@@ -15,8 +15,14 @@ use std::path::{Component, Path, PathBuf};
 pub struct SessionRequest {
     pub participant: Option<String>,
     pub notes: Option<String>,
-    /// `bdf`, `edf` or `csv`; default the pipeline file's `recording.format`.
+    /// `bdf`, `edf`, `csv` or `bids`; default the pipeline file's `recording.format`.
     pub format: Option<String>,
+    /// `bids`: the task label (default the file's `recording.task`, else `rest`).
+    pub task: Option<String>,
+    /// `bids`: the session label (default none).
+    pub session: Option<String>,
+    /// `bids`: the run number (default the next free one).
+    pub run: Option<u32>,
 }
 
 /// The data directory.

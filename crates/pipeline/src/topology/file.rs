@@ -1,4 +1,4 @@
-//! The pipeline file model (README.md, "A pipeline") and its structural checks.
+//! The pipeline file model (docs/pipeline.md) and its structural checks.
 //!
 //! [`parse_file`] turns the text into a [`PipelineFile`]: the `stages` list as [`StageDecl`]s
 //! (type, reserved keys, and the remaining parameters as a positioned [`Node`]), plus the
@@ -114,6 +114,8 @@ pub enum RecordingFormat {
     /// European Data Format, 16-bit.
     Edf,
     Csv,
+    /// A run of a BIDS-EEG dataset under `<data_dir>/bids/` (BDF data, BIDS sidecars).
+    Bids,
 }
 
 /// The `recording:` section.
@@ -126,6 +128,8 @@ pub struct RecordingConfig {
     pub format: RecordingFormat,
     /// Where sessions are written; default chosen by the daemon.
     pub data_dir: Option<PathBuf>,
+    /// The BIDS task label of recordings in format `bids` (default `rest`).
+    pub task: Option<String>,
     /// Physical range ±`range_uv` of the session's BDF/EDF file, µV: values at or beyond it are
     /// written as its limit and counted (`samples_clipped`). Default: EDF ±3000 µV, BDF the
     /// ADC's full scale.
@@ -412,7 +416,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// The default pipeline.
+    /// The default pipeline, as docs/pipeline.md shows it.
     const DEFAULT_PIPELINE: &str = "\
 # pipelines/default.yaml
 stages:
@@ -558,6 +562,7 @@ stages:
                 input: Some("notch".into()),
                 format: RecordingFormat::Edf,
                 data_dir: Some("/var/lib/eegd".into()),
+                task: None,
                 range_uv: Some(500.0),
             }
         );
@@ -764,7 +769,7 @@ recording: { format: wav, input: 3, range_uv: -1 }
                 (4, 3, "unknown parameter `mlock`; did you mean `mlockall`?"),
                 (6, 22, "`runtime.groups.dsp.priority` = 120 is out of range (1 to 99)"),
                 (6, 27, "unknown parameter `core` (valid: `cpu`, `priority`)"),
-                (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `csv`, `edf`"),
+                (7, 22, "`recording.format` = \"wav\" is not one of `bdf`, `bids`, `csv`, `edf`"),
                 (7, 47, "`recording.range_uv` = -1 is out of range (greater than 0)"),
             ]
         );

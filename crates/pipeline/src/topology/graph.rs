@@ -5,6 +5,7 @@ use super::file::{parse_file, ErrorPolicy, Overflow, PipelineFile, RecordingConf
 use super::limits;
 use crate::stage::{
     lookup, param_diagnostic, registry, BuildCx, BuiltStage, DynStage, ErasedParams, Registration, Role,
+    Upstream,
 };
 use crate::stream::StreamInfo;
 use std::collections::{BTreeMap, HashMap};
@@ -293,7 +294,8 @@ fn check(f: &PipelineFile, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         if !ok {
             continue;
         }
-        let cx = BuildCx { name: &d.file.name, stream_id: next_stream };
+        let up = upstream_of(i, &decls, &order, &built);
+        let cx = BuildCx { name: &d.file.name, stream_id: next_stream, upstream: &up };
         if d.reg.role == Role::Source {
             next_stream += 1;
         }
@@ -525,6 +527,29 @@ fn find_cycle(inputs: &[Vec<usize>], start: usize) -> Option<Vec<usize>> {
     let lowest = path.iter().enumerate().min_by_key(|(_, &v)| v).map(|(k, _)| k).unwrap_or(0);
     path.rotate_left(lowest);
     Some(path)
+}
+
+/// The stages upstream of `i`, in topological order (sources first), as already built.
+fn upstream_of(i: usize, decls: &[Decl], order: &[usize], built: &[Option<BuiltStage>]) -> Vec<Upstream> {
+    let mut seen = vec![false; decls.len()];
+    let mut stack: Vec<usize> = decls[i].inputs.iter().map(|&(j, _)| j).collect();
+    while let Some(j) = stack.pop() {
+        if !std::mem::replace(&mut seen[j], true) {
+            stack.extend(decls[j].inputs.iter().map(|&(k, _)| k));
+        }
+    }
+    order
+        .iter()
+        .filter(|&&j| seen[j])
+        .filter_map(|&j| {
+            let (stage, _) = built[j].as_ref()?;
+            Some(Upstream {
+                name: decls[j].file.name.clone(),
+                type_name: decls[j].reg.name,
+                params: stage.params_json(),
+            })
+        })
+        .collect()
 }
 
 /// Default thread groups: each source its own (`acquire`, or `acquire.<name>` when there are
