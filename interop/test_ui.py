@@ -419,6 +419,9 @@ def test_a_broken_file_load_shows_its_errors_and_they_stay(small_page, server, t
 def test_start_while_recording_says_why(small_page, server):
     assert server.api("POST", "/api/recording/start", json={"participant": "P-ui"}).ok
     small_page.wait_for_selector("#rec-pill:not([hidden])")
+    # Another source (a 1000 SPS emulator) needs a restart, which a recording refuses; the same
+    # sources would be applied live.
+    small_page.select_option("#preset", "record-csv")
     small_page.click("#pipeline-start")
     small_page.wait_for_selector("#notice:not([hidden])")
     assert "recording" in small_page.locator("#notice-text").inner_text()

@@ -26,7 +26,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     exit 0
 fi
 
-echo "== loom: the pool's reference count and the wake handshake, every interleaving"
+echo "== loom: the pool's reference count, the wake handshake and the edit hand-over, every interleaving"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p pipeline --test loom --release
 

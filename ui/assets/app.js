@@ -12,6 +12,7 @@ import { TraceView } from './traces.js';
 import { TriggerMarks } from './triggers.js';
 import { SpectrumView, BandsView } from './spectrum.js';
 import { PipelineGraph, ParamEditor, edgesOf } from './pipeline.js';
+import { StageEdits } from './edit.js';
 import { RecordingPanel } from './recording.js';
 import { QualityPanel } from './quality.js';
 
@@ -28,7 +29,8 @@ spectrum.visible = visible;
 const bands = new BandsView($('bands'));
 bands.visible = visible;
 const editor = new ParamEditor($('editor'));
-const graph = new PipelineGraph($('graph'), name => editor.show(name));
+const stageEdits = new StageEdits($('stage-edits'), { onDone: () => poll.now(), onError: text => notify(text) });
+const graph = new PipelineGraph($('graph'), name => { editor.show(name); stageEdits.select(name); });
 editor.onApplied = () => poll.now();
 // A marker the page sends comes back as a control event, like every other source's.
 const recording = new RecordingPanel({ onMarker: () => {}, onChange: () => poll.now() });
@@ -289,6 +291,7 @@ function applyPipeline(p) {
     if (first) graph.select(first.name);
   }
   editor.update(p);
+  stageEdits.update(p);
   recording.update(p);
 
   const emu = (p.stages ?? []).find(s => s.output?.rate || s.params?.rate);
@@ -311,7 +314,11 @@ function applyPipeline(p) {
 }
 
 async function reloadStatic() {
-  try { editor.setCatalogue(await api.stages()); } catch { /* shown as an empty editor; retried on reconnect */ }
+  try {
+    const catalogue = await api.stages();
+    editor.setCatalogue(catalogue);
+    stageEdits.setCatalogue(catalogue);
+  } catch { /* shown as an empty editor; retried on reconnect */ }
   try {
     let presets = await api.presets();
     if (!Array.isArray(presets)) presets = presets?.presets ?? [];

@@ -188,7 +188,7 @@ fn run_ours_paced(a: &BenchArgs, batch: usize) -> Result<Ours> {
     let p = Pipeline::start(plan)?;
     let shared = p.shared().clone();
     std::thread::sleep(Duration::from_secs_f64(warmup(a.seconds)));
-    let source = &shared.stages[0].stats;
+    let source = shared.stages()[0].stats.clone();
     shared.latency_ns.reset();
     source.wake_late_ns.reset();
     let w = Window::open();

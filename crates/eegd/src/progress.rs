@@ -70,15 +70,10 @@ impl Progress {
 
     /// Samples acquired by the sources (the sum over sources), and packets dropped anywhere.
     fn counts(&self) -> (u64, u64) {
-        let snaps = self.shared.stage_snapshots();
-        let samples = self
-            .shared
-            .stages
-            .iter()
-            .zip(&snaps)
-            .filter(|(i, _)| i.role == Role::Source)
-            .map(|(_, s)| s.samples_out)
-            .sum();
+        let topo = self.shared.stages();
+        let snaps = topo.snapshots();
+        let samples =
+            topo.iter().zip(&snaps).filter(|(i, _)| i.role == Role::Source).map(|(_, s)| s.samples_out).sum();
         let drops = snaps.iter().map(|s| s.drops).sum::<u64>()
             + self.shared.edge_snapshots().iter().map(|e| e.dropped).sum::<u64>();
         (samples, drops)
@@ -91,9 +86,10 @@ impl Progress {
     /// The summary, printed whatever the terminal: several lines, ending in a newline.
     pub fn summary(&self, session: Option<&Path>) -> String {
         let mut out = String::new();
-        let snaps = self.shared.stage_snapshots();
+        let topo = self.shared.stages();
+        let snaps = topo.snapshots();
         out.push_str(&format!("Summary: ran {:.1} s\n", self.start.elapsed().as_secs_f64()));
-        for (info, s) in self.shared.stages.iter().zip(&snaps) {
+        for (info, s) in topo.iter().zip(&snaps) {
             if info.role != Role::Source {
                 continue;
             }

@@ -80,7 +80,9 @@ async fn recording_locks_upstream_and_leaves_a_session_folder() {
     assert_eq!(stage(&p, "bandpass")["locked"], false);
     let (code, r) = d.send("PATCH", "/api/stages/notch/params", r#"{"hz": 60}"#).await;
     assert_eq!(code, 200, "{r}");
-    let (code, _) = d.send("POST", "/api/pipeline/start", daemon_common::PIPELINE).await;
+    // A file with other sources would restart the pipeline: refused while recording.
+    let other = daemon_common::PIPELINE.replace("rate: 1000", "rate: 500");
+    let (code, _) = d.send("POST", "/api/pipeline/start", other).await;
     assert_eq!(code, 409, "replacing the pipeline while recording");
     let (code, m) = d.send("POST", "/api/markers", r#"{"label": "stimulus"}"#).await;
     assert_eq!(code, 200, "{m}");
@@ -101,7 +103,7 @@ async fn recording_locks_upstream_and_leaves_a_session_folder() {
     assert!(meta["stop_time"].is_string(), "{meta}");
     assert_eq!(meta["markers"][0]["text"], "stimulus");
     assert_eq!(meta["channels"], 4);
-    assert_eq!(meta["status"], "complete");
+    assert_eq!(meta["status"], "complete", "{meta}");
     let yaml = std::fs::read_to_string(dir.join("pipeline.yaml")).unwrap();
     assert_eq!(yaml, daemon_common::PIPELINE, "the exact running config");
     let csv = std::fs::read_to_string(dir.join("recording.csv")).unwrap();

@@ -9,6 +9,32 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static DATA_THREAD_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set on pipeline group threads once they run (const-initialised, no destructor: reading
+    /// it inside the allocator neither allocates nor registers anything).
+    static DATA_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count() {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    if DATA_THREAD.try_with(|d| d.get()).unwrap_or(false) {
+        DATA_THREAD_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Marks the calling thread as a pipeline (data) thread for [`data_thread_allocations`]. The
+/// executor calls it on each group thread after its set-up, before the first packet.
+pub fn mark_data_thread() {
+    let _ = DATA_THREAD.try_with(|d| d.set(true));
+}
+
+/// Allocations so far on threads marked by [`mark_data_thread`] (0 unless [`CountingAlloc`] is
+/// the global allocator): what the control plane does meanwhile is not counted.
+pub fn data_thread_allocations() -> u64 {
+    DATA_THREAD_ALLOCATIONS.load(Ordering::Relaxed)
+}
 
 /// The system allocator, counting every allocation and reallocation in every thread.
 pub struct CountingAlloc;
@@ -18,17 +44,17 @@ pub struct CountingAlloc;
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }

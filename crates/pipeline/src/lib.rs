@@ -13,7 +13,8 @@
 //!
 //! # Unsafe
 //! The only `unsafe` code is in [`pool`] (the packet slots and their reference count) and in
-//! `alloc_count` (a `GlobalAlloc` that forwards to the system allocator), each block with a
+//! `alloc_count` (a `GlobalAlloc` that forwards to the system allocator) and in [`handoff`] (the
+//! one-shot answer of a live edit), each block with a
 //! `// SAFETY:` comment; the pool is model-checked with loom (`RUSTFLAGS="--cfg loom" cargo test -p
 //! pipeline --test loom --release`) and run under Miri where the toolchain has it.
 #![deny(unsafe_code)]
@@ -22,7 +23,10 @@
 #[cfg(not(loom))]
 pub mod alloc_count;
 #[cfg(not(loom))]
+pub mod edit;
+#[cfg(not(loom))]
 pub mod exec;
+pub mod handoff;
 pub mod packet;
 pub mod pool;
 #[cfg(not(loom))]

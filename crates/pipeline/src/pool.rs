@@ -18,25 +18,8 @@
 #![allow(unsafe_code)]
 
 use crate::packet::Header;
-use crate::sync::{fence, Arc, AtomicUsize, Ordering};
+use crate::sync::{fence, Arc, AtomicUsize, Cell, Ordering};
 use std::fmt;
-
-#[cfg(not(loom))]
-struct Cell<T>(std::cell::UnsafeCell<T>);
-#[cfg(not(loom))]
-impl<T> Cell<T> {
-    fn new(v: T) -> Self {
-        Cell(std::cell::UnsafeCell::new(v))
-    }
-    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
-        f(self.0.get())
-    }
-    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
-        f(self.0.get())
-    }
-}
-#[cfg(loom)]
-use loom::cell::UnsafeCell as Cell;
 
 struct Slot {
     /// Number of live [`Packet`] handles; 0 while the slot is on the free list.

@@ -54,6 +54,29 @@ impl Waker {
             self.sleeping.store(false, Ordering::Relaxed);
         }
     }
+
+    /// As [`wait_until`](Waker::wait_until), but gives up at `deadline`. True if `ready()` held.
+    /// For control threads waiting on a pipeline thread; pipeline threads never time out.
+    #[cfg(not(loom))]
+    pub fn wait_until_deadline(&self, deadline: std::time::Instant, mut ready: impl FnMut() -> bool) -> bool {
+        loop {
+            if ready() {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            self.sleeping.store(true, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if ready() {
+                self.sleeping.store(false, Ordering::Relaxed);
+                return true;
+            }
+            std::thread::park_timeout(deadline - now);
+            self.sleeping.store(false, Ordering::Relaxed);
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -1,11 +1,13 @@
 //! Model checks of the data plane's own synchronisation: the pool's reference count and free
-//! list, copy-on-write, and the park/unpark handshake of `Waker`.
+//! list, copy-on-write, the park/unpark handshake of `Waker`, and the `Handoff` that brings a
+//! live edit back from a pipeline thread.
 //!
 //! `RUSTFLAGS="--cfg loom" cargo test -p pipeline --test loom --release`
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
+use pipeline::handoff::Handoff;
 use pipeline::wake::Waker;
 use pipeline::{Header, Kind, Pool};
 
@@ -79,5 +81,46 @@ fn waker_never_loses_a_wakeup() {
         flag.store(true, Ordering::Release);
         w.wake();
         waiter.join().unwrap();
+    });
+}
+
+#[test]
+fn handoff_delivers_the_answer_once_and_wakes_the_waiter() {
+    // The waiter runs on the spawned thread (see `waker_never_loses_a_wakeup` for why).
+    loom::model(|| {
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let waiter = loom::thread::spawn(move || {
+            let h = Arc::new(Handoff::new());
+            tx.send(h.clone()).unwrap();
+            h.wait()
+        });
+        let h: Arc<Handoff<Box<u32>>> = rx.recv().unwrap();
+        assert!(h.claim());
+        h.put(Box::new(7));
+        assert_eq!(waiter.join().unwrap().map(|b| *b), Some(7));
+    });
+}
+
+#[test]
+fn handoff_cancel_and_claim_exclude_each_other() {
+    loom::model(|| {
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let waiter = loom::thread::spawn(move || {
+            let h = Arc::new(Handoff::new());
+            tx.send(h.clone()).unwrap();
+            if h.cancel() {
+                None
+            } else {
+                // Claimed first: the answer comes, whatever the interleaving.
+                h.wait()
+            }
+        });
+        let h: Arc<Handoff<u32>> = rx.recv().unwrap();
+        let applied = h.claim();
+        if applied {
+            h.put(1);
+        }
+        let answer = waiter.join().unwrap();
+        assert_eq!(answer, applied.then_some(1), "exactly one of cancel and claim wins");
     });
 }

@@ -6,10 +6,11 @@
 //! session found still `recording` when the daemon starts ([`recover`]: the process died).
 //! Markers are written to it as they come, so a kill leaves every marker sent before it.
 use formats::civil::DateTime;
-use pipeline::exec::Shared;
-use pipeline::stage::{lookup, BuildCx, ErrorPolicy, Role};
+use pipeline::edit::{parse_stage, EditError};
+use pipeline::exec::{Shared, StageInfo};
+use pipeline::stage::{lookup, BuildCx, ErrorPolicy, Registration, Role};
 use pipeline::stats::StageState;
-use pipeline::topology::file::{Overflow, RecordingFormat};
+use pipeline::topology::file::{Overflow, RecordingConfig, RecordingFormat};
 use pipeline::topology::graph::{Plan, PlannedStage};
 use pipeline::topology::yaml::Node;
 use pipeline::Kind;
@@ -46,6 +47,9 @@ pub enum SessionError {
     NotTimeSeries(String, &'static str),
     #[error("the recorder could not be built: {0}")]
     Build(String),
+    /// Attaching the recorder to (or detaching it from) the running pipeline was refused.
+    #[error("{0}")]
+    Attach(#[source] EditError),
     /// A BIDS run that cannot be named or written as asked (labels, an existing run).
     #[error("{0}")]
     Bids(String),
@@ -210,6 +214,10 @@ pub struct Session {
     file: PathBuf,
     shared: Option<Arc<Shared>>,
     report: Option<Arc<RecorderReport>>,
+    /// The recorder was attached to a running pipeline (and is detached by [`Session::detach`]).
+    live: bool,
+    /// The recorder as it was when detached (it is no longer in the running graph).
+    recorder_info: Option<StageInfo>,
     /// Format `bids`: the run, what its `_eeg.json` says, and the data directory.
     bids: Option<(crate::bids::BidsRun, crate::bids::Acquisition, PathBuf)>,
 }
@@ -269,17 +277,138 @@ fn state_name(s: StageState) -> &'static str {
 impl Session {
     /// Opens a session folder under `data_dir` and adds the recorder to `plan` (before the
     /// pipeline starts). Writes `pipeline.yaml` (the plan's source text) and a first
-    /// `session_meta.json` with status `recording`.
+    /// `session_meta.json` with status `recording`. (`eegd run --record`.)
     pub fn create(data_dir: &Path, plan: &mut Plan, opts: &SessionOptions) -> Result<Session, SessionError> {
         let input = plan.recording_input().ok_or(SessionError::NoInput)?;
         let in_stage = &plan.stages[input];
         let stream = in_stage.output.clone().ok_or(SessionError::NoInput)?;
-        if !matches!(stream.kind, Kind::Raw | Kind::Voltage) {
-            return Err(SessionError::NotTimeSeries(in_stage.name.clone(), stream.kind.name()));
+        let input_name = in_stage.name.clone();
+        let taken = |n: &str| plan.index_of(n).is_some();
+        let (mut s, reg, params) = Session::open(
+            data_dir,
+            &input_name,
+            &stream,
+            &plan.recording,
+            &plan.source,
+            opts,
+            taken,
+            || Ok(crate::bids::describe(plan, input)),
+        )?;
+        let decoded = (reg.decode)(&Node::from_json(&params)).map_err(|d| {
+            SessionError::Build(d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+        })?;
+        let (stage, _) = decoded
+            .build(std::slice::from_ref(&stream), &BuildCx { name: &s.recorder, stream_id: 0, upstream: &[] })
+            .map_err(|e| SessionError::Build(format!("`{}`: {}", e.param, e.message)))?;
+        // The recorder's counters, registered when it was built.
+        s.report = report_for(&s.file);
+        let capacity = plan.runtime.queue_capacity;
+        plan.stages.push(PlannedStage {
+            name: s.recorder.clone(),
+            type_name: reg.name,
+            role: Role::Sink,
+            inputs: vec![input],
+            group: RECORDER_GROUP.to_string(),
+            on_error: ErrorPolicy::DrainThenStop,
+            queue_capacity: capacity,
+            overflow: Overflow::Block,
+            output: None,
+            stage,
+            span: Default::default(),
+        });
+        if plan.runtime.pool_packets.is_none() {
+            plan.pool_packets += capacity + 8;
         }
-        let format = opts.format.unwrap_or(plan.recording.format);
-        let (type_name, ext) = format_name(format);
+        s.write_meta()?;
+        tracing::info!(dir = %s.dir.display(), format = %s.meta.format, "Recording session opened");
+        Ok(s)
+    }
 
+    /// Opens a session folder under `data_dir` and attaches the recorder to the running
+    /// pipeline as a live edit, fed by `recording.input` (else the `to_voltage` stage, else
+    /// the first source): the source is not configured again, nothing restarts, and the
+    /// recording begins with the first packet routed to it after this call. `source` is the
+    /// running configuration's text, stored as `pipeline.yaml`.
+    pub fn start_live(
+        data_dir: &Path,
+        shared: &Arc<Shared>,
+        recording: &RecordingConfig,
+        source: &str,
+        opts: &SessionOptions,
+    ) -> Result<Session, SessionError> {
+        let t = shared.stages();
+        let input = match &recording.input {
+            Some(n) => t.index_of(n),
+            None => t
+                .iter()
+                .position(|s| s.type_name == "to_voltage")
+                .or_else(|| t.iter().position(|s| s.role == Role::Source)),
+        }
+        .ok_or(SessionError::NoInput)?;
+        let stream = t[input].output.clone().ok_or(SessionError::NoInput)?;
+        let input_name = t[input].name.clone();
+        let taken = |n: &str| t.index_of(n).is_some();
+        let (mut s, reg, mut params) =
+            Session::open(data_dir, &input_name, &stream, recording, source, opts, taken, || {
+                // What `_eeg.json` says is read from the running configuration's text.
+                let p = pipeline::topology::graph::plan(PIPELINE_FILE, source)
+                    .map_err(|d| SessionError::Build(d.to_string()))?;
+                let i = p.recording_input().ok_or(SessionError::NoInput)?;
+                Ok(crate::bids::describe(&p, i))
+            })?;
+        params["name"] = serde_json::json!(s.recorder);
+        params["inputs"] = serde_json::json!([input_name]);
+        params["group"] = serde_json::json!(RECORDER_GROUP);
+        let item = Node::from_json(&serde_json::json!({ reg.name: params }));
+        let added = parse_stage(&item)
+            .map_err(|d| {
+                SessionError::Build(d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
+            })
+            .and_then(|decl| shared.add_stage(&decl).map_err(SessionError::Attach));
+        if let Err(e) = added {
+            let _ = s.write_meta();
+            let _ = s.abandon(&e.to_string());
+            return Err(e);
+        }
+        s.live = true;
+        s.report = report_for(&s.file);
+        s.attach(shared.clone());
+        s.write_meta()?;
+        tracing::info!(dir = %s.dir.display(), format = %s.meta.format, "Recording session opened; recorder attached live");
+        Ok(s)
+    }
+
+    /// Detaches a recorder attached by [`Session::start_live`]: it is unlocked and removed as
+    /// a live edit, so it drains what is queued for it and closes its file; the pipeline goes
+    /// on. Call [`Session::finish`] after. Does nothing for a session made by `create`.
+    pub fn detach(&mut self) -> Result<(), SessionError> {
+        let Some(shared) = self.shared.clone().filter(|_| self.live) else { return Ok(()) };
+        self.live = false;
+        let Some(info) = shared.stage(&self.recorder) else { return Ok(()) };
+        self.meta.packets_dropped_upstream = dropped_upstream(&shared, &self.recorder);
+        self.recorder_info = Some(info);
+        shared.set_locked(&self.recorder, false);
+        shared.remove_stage(&self.recorder, false).map(|_| ()).map_err(SessionError::Attach)
+    }
+
+    /// The folder, meta and recorder parameters of a new session on stream `stream` of stage
+    /// `input`. `taken` says which stage names are in use.
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        data_dir: &Path,
+        input: &str,
+        stream: &pipeline::StreamInfo,
+        recording: &RecordingConfig,
+        source: &str,
+        opts: &SessionOptions,
+        taken: impl Fn(&str) -> bool,
+        acquisition: impl FnOnce() -> Result<crate::bids::Acquisition, SessionError>,
+    ) -> Result<(Session, &'static Registration, serde_json::Value), SessionError> {
+        if !matches!(stream.kind, Kind::Raw | Kind::Voltage) {
+            return Err(SessionError::NotTimeSeries(input.to_string(), stream.kind.name()));
+        }
+        let format = opts.format.unwrap_or(recording.format);
+        let (type_name, ext) = format_name(format);
         let start_ns = now_ns();
         let d = DateTime::from_unix(start_ns.div_euclid(1_000_000_000));
         let base = format!(
@@ -295,12 +424,12 @@ impl Session {
         std::fs::create_dir_all(data_dir).map_err(io("creating the data directory", data_dir))?;
         let bids = if format == RecordingFormat::Bids {
             let entities = crate::bids::BidsEntities {
-                task: opts.task.clone().or_else(|| plan.recording.task.clone()),
+                task: opts.task.clone().or_else(|| recording.task.clone()),
                 session: opts.session.clone(),
                 run: opts.run,
             };
             let run = crate::bids::BidsRun::create(data_dir, &opts.participant, &entities)?;
-            Some((run, crate::bids::describe(plan, input), data_dir.to_path_buf()))
+            Some((run, acquisition()?, data_dir.to_path_buf()))
         } else {
             None
         };
@@ -325,7 +454,7 @@ impl Session {
             None => dir.join(&file_name),
         };
         let pipeline_path = dir.join(PIPELINE_FILE);
-        std::fs::write(&pipeline_path, &plan.source).map_err(io("writing", &pipeline_path))?;
+        std::fs::write(&pipeline_path, source).map_err(io("writing", &pipeline_path))?;
 
         // The recorder: a registered sink, decoded and built like one from a file.
         let reg =
@@ -334,38 +463,14 @@ impl Session {
         if format != RecordingFormat::Csv && !opts.participant.is_empty() {
             params["patient"] = serde_json::json!(format!("{} X X X", folder_safe(&opts.participant)));
         }
-        let range_uv = plan.recording.range_uv.filter(|_| format != RecordingFormat::Csv);
+        let range_uv = recording.range_uv.filter(|_| format != RecordingFormat::Csv);
         if let Some(r) = range_uv {
             params["range_uv"] = serde_json::json!(r);
         }
-        let decoded = (reg.decode)(&Node::from_json(&params)).map_err(|d| {
-            SessionError::Build(d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))
-        })?;
         let mut name = RECORDER_STAGE.to_string();
-        while plan.index_of(&name).is_some() {
+        while taken(&name) {
             name.push('_');
         }
-        let (stage, _) = decoded
-            .build(std::slice::from_ref(&stream), &BuildCx { name: &name, stream_id: 0, upstream: &[] })
-            .map_err(|e| SessionError::Build(format!("`{}`: {}", e.param, e.message)))?;
-        let capacity = plan.runtime.queue_capacity;
-        plan.stages.push(PlannedStage {
-            name: name.clone(),
-            type_name: reg.name,
-            role: Role::Sink,
-            inputs: vec![input],
-            group: RECORDER_GROUP.to_string(),
-            on_error: ErrorPolicy::DrainThenStop,
-            queue_capacity: capacity,
-            overflow: Overflow::Block,
-            output: None,
-            stage,
-            span: Default::default(),
-        });
-        if plan.runtime.pool_packets.is_none() {
-            plan.pool_packets += capacity + 8;
-        }
-
         let mut files = vec![file_name, PIPELINE_FILE.to_string(), META_FILE.to_string()];
         if bids.is_some() {
             files.remove(0);
@@ -384,7 +489,7 @@ impl Session {
             stop_ns: None,
             eegd_version: env!("CARGO_PKG_VERSION").into(),
             format: if bids.is_some() { "bids" } else { ext }.into(),
-            input: plan.stages[input].name.clone(),
+            input: input.to_string(),
             rate: stream.rate,
             channels: stream.channels,
             labels: (0..stream.channels).map(|c| stages::recorder::label(&stream.meta, c)).collect(),
@@ -411,15 +516,28 @@ impl Session {
             }),
             signal_quality: None,
         };
-        let s = Session { report: report_for(&file), dir, meta, recorder: name, file, shared: None, bids };
-        s.write_meta()?;
-        tracing::info!(dir = %s.dir.display(), format = ext, "Recording session opened");
-        Ok(s)
+        let s = Session {
+            report: None,
+            dir,
+            meta,
+            recorder: name,
+            file,
+            shared: None,
+            live: false,
+            recorder_info: None,
+            bids,
+        };
+        Ok((s, reg, params))
     }
 
     /// Connects the session to the pipeline that runs its recorder (after `Pipeline::start`).
     pub fn attach(&mut self, shared: Arc<Shared>) {
         self.shared = Some(shared);
+    }
+
+    /// The recorder stage's name in the pipeline.
+    pub fn recorder(&self) -> &str {
+        &self.recorder
     }
 
     /// The session folder.
@@ -568,8 +686,11 @@ impl Session {
         let closed = self.report.as_ref().is_some_and(|r| r.closed.load(Ordering::Acquire));
         let mut failed = !closed;
         if let Some(shared) = &self.shared {
-            self.meta.packets_dropped_upstream = dropped_upstream(shared, &self.recorder);
-            if let Some(st) = shared.stage(&self.recorder) {
+            if let Some(info) = shared.stage(&self.recorder) {
+                self.meta.packets_dropped_upstream = dropped_upstream(shared, &self.recorder);
+                self.recorder_info = Some(info);
+            }
+            if let Some(st) = &self.recorder_info {
                 let state = st.stats.state();
                 let error = st.stats.last_error();
                 failed |= matches!(state, StageState::Stopped | StageState::Failed);
@@ -584,7 +705,7 @@ impl Session {
                 });
             }
             self.meta.other_sinks = shared
-                .stages
+                .stages()
                 .iter()
                 .filter(|s| s.name != self.recorder && lookup(s.type_name).is_some_and(|r| r.records))
                 .map(|s| SinkOutcome {
@@ -721,6 +842,8 @@ pub fn recover(data_dir: &Path) -> Result<Vec<PathBuf>, SessionError> {
             file: PathBuf::new(),
             shared: None,
             report: None,
+            live: false,
+            recorder_info: None,
             bids: None,
         };
         s.write_meta()?;
@@ -752,18 +875,18 @@ fn samples_in(path: &Path) -> Option<u64> {
 /// Packets dropped by every stage and queue that feeds `stage` (transitively), and by `stage`
 /// itself while it still took packets.
 fn dropped_upstream(shared: &Shared, stage: &str) -> u64 {
-    let Some(me) = shared.stages.iter().position(|s| s.name == stage) else { return 0 };
-    let mut feeds = vec![false; shared.stages.len()];
-    let mut todo = shared.stages[me].inputs.clone();
+    let stages = shared.stages();
+    let Some(me) = stages.iter().position(|s| s.name == stage) else { return 0 };
+    let mut feeds = vec![false; stages.len()];
+    let mut todo = stages[me].inputs.clone();
     while let Some(i) = todo.pop() {
         if !std::mem::replace(&mut feeds[i], true) {
-            todo.extend(shared.stages[i].inputs.iter().copied());
+            todo.extend(stages[i].inputs.iter().copied());
         }
     }
     let names: Vec<&str> =
-        feeds.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| shared.stages[i].name.as_str()).collect();
-    let stage_drops: u64 = shared
-        .stages
+        feeds.iter().enumerate().filter(|(_, &f)| f).map(|(i, _)| stages[i].name.as_str()).collect();
+    let stage_drops: u64 = stages
         .iter()
         .filter(|s| names.contains(&s.name.as_str()))
         .map(|s| s.stats.drops.load(Ordering::Relaxed))

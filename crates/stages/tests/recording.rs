@@ -533,7 +533,8 @@ fn source_labels_reach_the_stream_and_every_file() {
 "
     );
     let p = Pipeline::start(plan("l.yaml", &src).unwrap()).unwrap();
-    let labels = &p.shared().stage("to_voltage").unwrap().output.as_ref().unwrap().meta.labels;
+    let tv = p.shared().stage("to_voltage").unwrap();
+    let labels = &tv.output.as_ref().unwrap().meta.labels;
     assert_eq!(labels, &["Cz", "Pz", "Oz"]);
     assert!(p.shared().wait_finished(Some(Duration::from_secs(30))));
     p.join();

@@ -7,11 +7,13 @@
 //! threads inherit). One mutex orders them: a change of pipeline never races a parameter
 //! change or a recording start.
 use super::cpus::ServerCpus;
+use super::edits::{edit_error, StageEdit};
 use super::error::{ApiError, ApiResult};
 use super::session::{SessionRequest, SessionStore};
-use pipeline::exec::{Pipeline, PipelineState, Shared};
+use pipeline::edit::{Applied, EditError};
+use pipeline::exec::{Pipeline, PipelineState, Shared, Topology};
 use pipeline::stage::Role;
-use pipeline::topology::file::{RecordingConfig, RecordingFormat};
+use pipeline::topology::file::{parse_file, RecordingConfig, RecordingFormat, StageDecl};
 use pipeline::topology::graph::{plan, Plan};
 use pipeline::topology::{yaml, Diagnostic, Diagnostics};
 use recording::{Session, SessionError, SessionOptions};
@@ -177,6 +179,134 @@ fn confine_paths(name: &str, source: &str, root: &Path) -> Result<String, ApiErr
     Ok(if changed { render(&tree) } else { source.to_string() })
 }
 
+/// One step of applying a file live.
+pub(super) enum LiveStep {
+    Edit(StageEdit),
+    Params { stage: String, params: Value },
+}
+
+fn apply_edit(shared: &Arc<Shared>, e: &StageEdit) -> Result<Applied, EditError> {
+    match e {
+        StageEdit::Add(d) => shared.add_stage(d),
+        StageEdit::Remove { name, cascade } => shared.remove_stage(name, *cascade),
+        StageEdit::Replace { name, with } => shared.replace_stage(name, with),
+    }
+}
+
+/// A stage item's name: its `name`, else its type.
+fn item_name(item: &Value) -> Option<&str> {
+    let (ty, body) = item.as_object()?.iter().next()?;
+    Some(body.get("name").and_then(|n| n.as_str()).unwrap_or(ty))
+}
+
+/// Rewrites the running configuration's stage list (live parameter changes folded in).
+fn edit_config(inner: &mut Inner, f: impl FnOnce(&mut Vec<Value>)) {
+    let Some(cfg) = inner.config.as_mut() else { return };
+    let Ok(text) = effective(cfg, &[]) else { return };
+    let Ok(node) = yaml::parse(&text) else { return };
+    let mut root = node.to_json();
+    if let Some(stages) = root.get_mut("stages").and_then(|s| s.as_array_mut()) {
+        f(stages);
+    }
+    cfg.source = render(&root);
+    cfg.overrides.clear();
+}
+
+/// The section `key` of a pipeline file, as JSON (null when absent or unreadable).
+fn section(text: &str, key: &str) -> Value {
+    yaml::parse(text).ok().and_then(|n| n.get(key).map(|v| v.to_json())).unwrap_or(Value::Null)
+}
+
+/// The edits that turn the running graph into `new`, or `None` when that needs a restart:
+/// a source added, removed or changed, or a different `runtime`. A stage whose inputs or
+/// group changed is removed and added again, with everything downstream of it; one whose type
+/// changed is replaced; one whose parameters changed gets them live. Stages in `keep` (a
+/// session's recorder) are not the file's and stay.
+fn live_diff(
+    old: &Topology,
+    params: &BTreeMap<String, Value>,
+    old_text: &str,
+    new_text: &str,
+    new: &Plan,
+    keep: &[String],
+) -> Option<Vec<LiveStep>> {
+    if section(old_text, "runtime") != section(new_text, "runtime") {
+        return None;
+    }
+    let old_sources: Vec<(&str, &str, Value)> = old
+        .iter()
+        .filter(|s| s.role == Role::Source)
+        .map(|s| (s.name.as_str(), s.type_name, params.get(&s.name).cloned().unwrap_or_default()))
+        .collect();
+    let new_sources: Vec<(&str, &str, Value)> = new
+        .stages
+        .iter()
+        .filter(|s| s.role == Role::Source)
+        .map(|s| (s.name.as_str(), s.type_name, s.stage.params_json()))
+        .collect();
+    if old_sources != new_sources {
+        return None;
+    }
+    let (parsed, _) = parse_file(new_text);
+    let decls = parsed?.stages;
+    let decl_of = |name: &str| -> Option<StageDecl> {
+        let d = decls.iter().find(|d| d.name == name)?.clone();
+        let k = new.index_of(name)?;
+        let inputs =
+            new.stages[k].inputs.iter().map(|&j| (new.stages[j].name.clone(), d.type_span)).collect();
+        Some(StageDecl { inputs: Some(inputs), ..d })
+    };
+    let new_inputs = |k: usize| -> Vec<&str> {
+        new.stages[k].inputs.iter().map(|&j| new.stages[j].name.as_str()).collect()
+    };
+    let mut gone = vec![false; old.len()];
+    let mut changes = Vec::new();
+    for (i, o) in old.iter().enumerate() {
+        if keep.contains(&o.name) {
+            continue;
+        }
+        let Some(k) = new.index_of(&o.name) else {
+            gone[i] = true;
+            continue;
+        };
+        let n = &new.stages[k];
+        let old_inputs: Vec<&str> = o.inputs.iter().map(|&j| old[j].name.as_str()).collect();
+        if old_inputs != new_inputs(k) || o.group != n.group || o.role != n.role {
+            gone[i] = true;
+        } else if o.type_name != n.type_name {
+            changes
+                .push(LiveStep::Edit(StageEdit::Replace { name: o.name.clone(), with: decl_of(&o.name)? }));
+        } else if params.get(&o.name) != Some(&n.stage.params_json()) {
+            changes.push(LiveStep::Params { stage: o.name.clone(), params: n.stage.params_json() });
+        }
+    }
+    // What a removed stage feeds goes with it (and comes back if the file still has it).
+    for i in 0..old.len() {
+        if gone[i] {
+            for k in old.downstream(i) {
+                gone[k] = true;
+            }
+        }
+    }
+    let mut steps: Vec<LiveStep> = (0..old.len())
+        .filter(|&i| gone[i] && !old[i].inputs.iter().any(|&j| gone[j]))
+        .map(|i| LiveStep::Edit(StageEdit::Remove { name: old[i].name.clone(), cascade: true }))
+        .collect();
+    steps.extend(changes.into_iter().filter(|c| match c {
+        LiveStep::Edit(StageEdit::Replace { name, .. }) | LiveStep::Params { stage: name, .. } => {
+            old.index_of(name).is_some_and(|i| !gone[i])
+        }
+        _ => true,
+    }));
+    for s in &new.stages {
+        let kept = old.index_of(&s.name).is_some_and(|i| !gone[i]);
+        if !kept {
+            steps.push(LiveStep::Edit(StageEdit::Add(decl_of(&s.name)?)));
+        }
+    }
+    Some(steps)
+}
+
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
@@ -205,24 +335,137 @@ impl Controller {
         let _ = self.events.send(event.to_string());
     }
 
-    /// Validates `source` and, if valid, replaces whatever runs with it. An invalid file
-    /// changes nothing. Stages' `path`s are taken inside the data directory.
+    /// Validates `source` and, if valid, runs it. When a pipeline runs and `source` has the
+    /// same sources (and `runtime`), the difference is applied as live edits (`"applied":
+    /// "live"`, with the list of edits); otherwise whatever runs is replaced (`"applied":
+    /// "restart"`). An invalid file changes nothing. Stages' `path`s are taken inside the data
+    /// directory.
     pub fn start(&self, name: &str, source: &str) -> ApiResult<Value> {
         let p = plan(name, source).map_err(ApiError::InvalidPipeline)?;
         let text = confine_paths(name, source, self.sessions.root())?;
         let p = if text == source { p } else { plan(name, &text).map_err(ApiError::InvalidPipeline)? };
         super::lsl::check_liblsl(&p).map_err(ApiError::BadRequest)?;
         let mut inner = self.lock();
+        if let Some(shared) = Self::running(&inner).cloned() {
+            let old = inner.config.as_ref().map(|c| c.source.clone()).unwrap_or_default();
+            let keep: Vec<String> =
+                inner.recording.iter().map(|r| r.session.recorder().to_string()).collect();
+            if let Some(steps) = live_diff(&shared.stages(), &inner.params, &old, &text, &p, &keep) {
+                return self.apply_live(&mut inner, &shared, steps, name, text, p);
+            }
+        }
         if inner.recording.is_some() {
             return Err(ApiError::Conflict(
-                "a recording is running; stop it before changing the pipeline".into(),
+                "a recording is running; stop it before changing the pipeline's sources".into(),
             ));
         }
         let cfg = Config { name: name.to_string(), source: text, overrides: BTreeMap::new() };
         self.replace(&mut inner, cfg, p)?;
-        let s = self.summary(&inner);
+        let mut s = self.summary(&inner);
         self.push(json!({ "event": "state", "pipeline": s }));
+        s["applied"] = json!("restart");
         Ok(s)
+    }
+
+    /// Applies the steps of a live diff, in order (removals, replacements and parameter
+    /// changes, additions). A step that fails stops there, with what was applied before it
+    /// kept and reported in the events.
+    fn apply_live(
+        &self,
+        inner: &mut Inner,
+        shared: &Arc<Shared>,
+        steps: Vec<LiveStep>,
+        name: &str,
+        text: String,
+        p: Plan,
+    ) -> ApiResult<Value> {
+        let mut done = Vec::new();
+        for step in steps {
+            let applied = match step {
+                LiveStep::Edit(e) => {
+                    let a = apply_edit(shared, &e).map_err(edit_error)?;
+                    self.note_edit(inner, &a, Some(&e));
+                    serde_json::to_value(&a).unwrap_or_default()
+                }
+                LiveStep::Params { stage, params } => {
+                    let params = shared.patch_stage(&stage, params, PATCH_TIMEOUT)?;
+                    inner.params.insert(stage.clone(), params.clone());
+                    json!({ "op": "params", "stage": stage, "params": params })
+                }
+            };
+            self.push(json!({ "event": "edit", "edit": applied }));
+            done.push(applied);
+        }
+        inner.params = p.stages.iter().map(|s| (s.name.clone(), s.stage.params_json())).collect();
+        inner.recording_cfg = p.recording.clone();
+        inner.config = Some(Config { name: name.to_string(), source: text, overrides: BTreeMap::new() });
+        tracing::info!(edits = done.len(), "Pipeline file applied live");
+        let s = self.summary(inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
+        let mut out = s;
+        out["applied"] = json!("live");
+        out["edits"] = json!(done);
+        Ok(out)
+    }
+
+    /// A live edit of the running pipeline (`POST /api/pipeline/stages`).
+    pub(super) fn edit(&self, edit: StageEdit) -> ApiResult<Value> {
+        let mut inner = self.lock();
+        let shared = Self::running(&inner)
+            .cloned()
+            .ok_or_else(|| ApiError::Conflict("no pipeline is running; start one first".into()))?;
+        let applied = apply_edit(&shared, &edit).map_err(edit_error)?;
+        self.note_edit(&mut inner, &applied, Some(&edit));
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "edit", "edit": applied, "pipeline": s }));
+        Ok(json!({ "applied": "live", "edits": [applied], "pipeline": s }))
+    }
+
+    /// Keeps the parameters and the configuration's text in step with an applied edit, so
+    /// `GET /api/pipeline`, a restart and a session's `pipeline.yaml` show the graph as it runs.
+    fn note_edit(&self, inner: &mut Inner, applied: &Applied, edit: Option<&StageEdit>) {
+        let group = match edit {
+            Some(StageEdit::Add(d)) => d.group.clone(),
+            _ => None,
+        };
+        match applied {
+            Applied::Add { stage, type_name, inputs, params, .. } => {
+                inner.params.insert(stage.clone(), params.clone());
+                let mut body = params.as_object().cloned().unwrap_or_default();
+                body.insert("name".into(), json!(stage));
+                body.insert("inputs".into(), json!(inputs));
+                if let Some(g) = group {
+                    body.insert("group".into(), json!(g));
+                }
+                let item = json!({ type_name.as_str(): body });
+                edit_config(inner, |stages| stages.push(item));
+            }
+            Applied::Remove { removed, .. } => {
+                for n in removed {
+                    inner.params.remove(n);
+                }
+                edit_config(inner, |stages| {
+                    stages.retain(|it| !removed.iter().any(|n| Some(n.as_str()) == item_name(it)))
+                });
+            }
+            Applied::Replace { stage, type_name, params } => {
+                inner.params.insert(stage.clone(), params.clone());
+                edit_config(inner, |stages| {
+                    for it in stages.iter_mut().filter(|it| item_name(it) == Some(stage.as_str())) {
+                        let mut body = it
+                            .as_object()
+                            .and_then(|m| m.values().next())
+                            .and_then(|b| b.as_object())
+                            .cloned()
+                            .unwrap_or_default();
+                        body.retain(|k, _| RESERVED.contains(&k.as_str()));
+                        body.insert("name".into(), json!(stage));
+                        body.extend(params.as_object().cloned().unwrap_or_default());
+                        *it = json!({ type_name.as_str(): body });
+                    }
+                });
+            }
+        }
     }
 
     /// Starts the current pipeline again, with its live parameter changes.
@@ -333,14 +576,13 @@ impl Controller {
                 "overrides": c.overrides,
             })
         });
-        let locked_by = |shared: &Shared, i: usize| shared.locked_by(i).map(str::to_string);
         let stages: Vec<Value> = inner
             .shared
             .as_ref()
             .map(|sh| {
-                sh.stages
-                    .iter()
-                    .zip(sh.stage_snapshots())
+                let topo = sh.stages();
+                topo.iter()
+                    .zip(topo.snapshots())
                     .enumerate()
                     .map(|(i, (info, snap))| {
                         let out = info.output.as_ref().map(|o| {
@@ -354,13 +596,13 @@ impl Controller {
                                 "bands": o.meta.bands,
                             })
                         });
-                        let by = locked_by(sh, i);
+                        let by = topo.locked_by(i);
                         json!({
                             "name": info.name,
                             "type": info.type_name,
                             "role": info.role,
                             "group": info.group,
-                            "inputs": info.inputs.iter().map(|&j| &sh.stages[j].name).collect::<Vec<_>>(),
+                            "inputs": info.inputs.iter().map(|&j| &topo[j].name).collect::<Vec<_>>(),
                             "params": inner.params.get(&info.name),
                             "locked": by.is_some(),
                             "locked_by": by,
@@ -425,12 +667,10 @@ impl Controller {
     }
 
     /// Opens a session (the `recording` library: folder, `pipeline.yaml`, `session_meta.json`,
-    /// and a recorder sink on the `recording.input` stage) and runs the pipeline with it.
-    ///
-    /// The recorder joins by restarting the pipeline with the session's recorder added: the
-    /// running pipeline drains first (nothing it produced is lost) and the new one starts at
-    /// once, with the live parameter changes. While it records, the recorder and everything
-    /// upstream of it are locked.
+    /// and a recorder sink on the `recording.input` stage) and attaches its recorder to the
+    /// running pipeline as a live edit: the source is not configured again, `seq` goes on,
+    /// and the recording starts with the first packet after the request. While it records, the
+    /// recorder and everything upstream of it are locked.
     pub fn start_recording(&self, req: SessionRequest) -> ApiResult<Value> {
         let mut inner = self.lock();
         if inner.recording.is_some() {
@@ -455,7 +695,9 @@ impl Controller {
         let dir =
             self.sessions.confine(inner.recording_cfg.data_dir.as_deref()).map_err(ApiError::BadRequest)?;
         let src = effective(&cfg, &[])?;
-        let mut p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
+        let shared = Self::running(&inner)
+            .cloned()
+            .ok_or_else(|| ApiError::Conflict("no pipeline is running".into()))?;
         let opts = SessionOptions {
             participant: req.participant.unwrap_or_default(),
             notes: req.notes.unwrap_or_default(),
@@ -465,15 +707,10 @@ impl Controller {
             run: req.run,
         };
         // The channels' status as the session starts (before the recorder joins).
-        let quality = super::quality::session_record(Self::running(&inner).map(|s| &**s));
-        let mut session = Session::create(&dir, &mut p, &opts).map_err(session_error)?;
-        if let Err(e) = self.replace(&mut inner, cfg, p) {
-            let _ = session.abandon(&e.to_string());
-            return Err(e);
-        }
-        if let Some(shared) = Self::running(&inner) {
-            session.attach(shared.clone());
-        }
+        let quality = super::quality::session_record(Some(&*shared));
+        // The recorder joins the running pipeline as a live edit: nothing restarts.
+        let mut session =
+            Session::start_live(&dir, &shared, &inner.recording_cfg, &src, &opts).map_err(session_error)?;
         if let Err(e) = session.set_signal_quality(quality) {
             tracing::warn!(error = %e, "could not keep the signal quality in the session's meta");
         }
@@ -484,8 +721,8 @@ impl Controller {
         Ok(summary)
     }
 
-    /// Detaches the recorder (the pipeline restarts without it, which closes the file) and
-    /// closes the session. A session whose recorder failed (a full disk) closes the same way:
+    /// Detaches the recorder as a live edit (it drains and closes its file; the pipeline goes
+    /// on) and closes the session. A session whose recorder failed (a full disk) closes the same way:
     /// its final meta is the answer (with `meta_error` if even that could not be written), and
     /// the pipeline goes on.
     pub fn stop_recording(&self) -> ApiResult<Value> {
@@ -493,24 +730,17 @@ impl Controller {
         let Some(rec) = inner.recording.take() else {
             return Err(ApiError::Conflict("no recording is running".into()));
         };
-        let was_running = Self::running(&inner).is_some();
-        let restart = inner.config.clone().filter(|_| was_running);
-        if let Some(p) = inner.pipeline.take() {
-            p.join();
+        let mut session = rec.session;
+        // Detached as a live edit: it drains what is queued for it and closes its file while
+        // the pipeline goes on.
+        let detached = session.detach();
+        let mut summary = finish_session(session);
+        if let Err(e) = detached {
+            tracing::error!(error = %e, "The recorder could not be detached");
+            summary["detach_error"] = json!(e.to_string());
         }
-        let mut summary = finish_session(rec.session);
-        if let Some(cfg) = restart {
-            let started = effective(&cfg, &[]).and_then(|src| {
-                let p = plan(&cfg.name, &src).map_err(ApiError::InvalidPipeline)?;
-                self.replace(&mut inner, cfg, p)
-            });
-            if let Err(e) = started {
-                tracing::error!(error = %e, "The pipeline did not start again after the recording");
-                summary["pipeline_error"] = json!(e.to_string());
-            }
-            let s = self.summary(&inner);
-            self.push(json!({ "event": "state", "pipeline": s }));
-        }
+        let s = self.summary(&inner);
+        self.push(json!({ "event": "state", "pipeline": s }));
         self.push(json!({ "event": "recording", "recording": null, "closed": summary }));
         Ok(summary)
     }
@@ -651,6 +881,7 @@ fn session_error(e: SessionError) -> ApiError {
     match e {
         SessionError::NoInput | SessionError::NotTimeSeries(..) => ApiError::Conflict(e.to_string()),
         SessionError::Build(_) => ApiError::BadRequest(e.to_string()),
+        SessionError::Attach(e) => edit_error(e),
         SessionError::Bids(_) => ApiError::BadRequest(e.to_string()),
         SessionError::BidsRunExists(_) => ApiError::Conflict(e.to_string()),
         SessionError::Io { .. } => ApiError::Internal(e.into()),

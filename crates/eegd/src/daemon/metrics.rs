@@ -52,12 +52,12 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
     let _ = writeln!(out, "# TYPE eegd_markers_total counter");
     let _ = writeln!(out, "eegd_markers_total {markers}");
     if let Some(sh) = &shared {
-        let snaps = sh.stage_snapshots();
-        let l =
-            |i: usize| format!("stage=\"{}\",type=\"{}\"", esc(&sh.stages[i].name), sh.stages[i].type_name);
+        let topo = sh.stages();
+        let snaps = topo.snapshots();
+        let l = |i: usize| format!("stage=\"{}\",type=\"{}\"", esc(&topo[i].name), topo[i].type_name);
         family(&mut out, "stage_packets_total", "counter", "Packets a stage took in (sources: gave out).");
         for (i, s) in snaps.iter().enumerate() {
-            let n = if sh.stages[i].role == Role::Source { s.packets_out } else { s.packets_in };
+            let n = if topo[i].role == Role::Source { s.packets_out } else { s.packets_in };
             let _ = writeln!(out, "eegd_stage_packets_total{{{}}} {n}", l(i));
         }
         family(&mut out, "stage_errors_total", "counter", "Errors a stage reported.");
@@ -68,7 +68,7 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
         for (i, s) in snaps.iter().enumerate() {
             let _ = writeln!(out, "eegd_stage_drops_total{{{}}} {}", l(i), s.drops);
         }
-        let sources: Vec<usize> = (0..snaps.len()).filter(|&i| sh.stages[i].role == Role::Source).collect();
+        let sources: Vec<usize> = (0..snaps.len()).filter(|&i| topo[i].role == Role::Source).collect();
         family(
             &mut out,
             "stage_overruns_total",
@@ -93,7 +93,7 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
             "histogram",
             "Time in a stage's process/produce per call.",
         );
-        for (i, st) in sh.stages.iter().enumerate() {
+        for (i, st) in topo.iter().enumerate() {
             histogram(&mut out, "stage_processing_seconds", &l(i), &st.stats.process_ns);
         }
         family(
@@ -102,7 +102,7 @@ pub fn render(ctl: &Controller, hub: &Hub) -> String {
             "histogram",
             "Source has the packet's last sample → this sink has it.",
         );
-        for (i, st) in sh.stages.iter().enumerate().filter(|(_, s)| s.role == Role::Sink) {
+        for (i, st) in topo.iter().enumerate().filter(|(_, s)| s.role == Role::Sink) {
             histogram(&mut out, "sink_latency_seconds", &l(i), &st.stats.latency_ns);
         }
         family(&mut out, "edge_queue_depth", "gauge", "Packets waiting on a cross-thread edge.");

@@ -9,6 +9,7 @@
 mod access;
 mod control;
 mod cpus;
+mod edits;
 mod error;
 mod hub;
 pub mod lsl;
@@ -205,6 +206,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     raise_file_limit();
     let limits = ConnLimits { max: args.max_connections, idle: Duration::from_secs_f64(args.idle_timeout) };
+    if let Some(path) = args.config.clone() {
+        rt.spawn(edits::reload_on_sighup(ctl.clone(), launcher.clone(), path));
+    }
     let res = rt.block_on(run_server(args.bind, ctl.clone(), hub.clone(), launcher, token, origins, limits));
     // A handler still blocked past the grace period is not waited for.
     rt.shutdown_timeout(SHUTDOWN_GRACE);
@@ -404,6 +408,7 @@ fn router(state: AppState) -> Router {
         .route("/api/pipeline/start", post(start_pipeline))
         .route("/api/pipeline/stop", post(stop_pipeline))
         .route("/api/pipeline/restart", post(restart_pipeline))
+        .route("/api/pipeline/stages", post(edits::edit_stages))
         .route("/api/presets", get(presets))
         .route("/api/stages", get(stages))
         .route("/api/stages/{name}/params", patch(patch_params))

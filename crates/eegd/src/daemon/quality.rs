@@ -90,7 +90,7 @@ fn ns(ns: i64) -> Value {
 
 /// The quality boards of `sh`'s sources.
 fn boards_of(sh: &Shared) -> Vec<(String, Arc<QualityBoard>)> {
-    sh.stages
+    sh.stages()
         .iter()
         .filter(|s| SOURCES.contains(&s.type_name))
         .filter_map(|s| Some((s.name.clone(), q::board(&s.name)?)))

@@ -279,7 +279,7 @@ fn check_stages(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<StageDec
 
 const STAGE_SHAPE: &str = "a stage is a single-key map such as `- notch: { hz: 50 }`";
 
-fn check_stage(item: &Node, diags: &mut Vec<Diagnostic>) -> Option<StageDecl> {
+pub(crate) fn check_stage(item: &Node, diags: &mut Vec<Diagnostic>) -> Option<StageDecl> {
     let (type_key, value) = match item.as_map() {
         Some([(key, value)]) => (key, value),
         Some([]) => {
