@@ -373,7 +373,7 @@ def test_lsl_eeg_through_bandpass_equals_scipy_and_a_killed_outlet_is_a_counted_
     want = scipy.signal.sosfilt(sos, raw.astype(np.float64), axis=0)
     np.testing.assert_allclose(bp, want, rtol=0, atol=1e-3 * np.abs(want).max())
     gap = first2 - 2 * RATE
-    m = re.search(rf"stage={re.escape(name)} .*overruns=(\d+)", err)
+    m = re.search(rf"stream {re.escape(name)}: .*overruns (\d+)", err)  # the run's summary
     assert m, err
     assert abs(int(m.group(1)) - gap) <= 1, f"gap of {gap} samples counted as {m.group(1)}"
     ts, _, _ = read_csv(tmp_path / "raw.csv")
