@@ -490,13 +490,7 @@ impl Shared {
     pub fn remove_stage(&self, name: &str, cascade: bool) -> Result<Applied, EditError> {
         let mut ed = self.edits.lock().unwrap_or_else(|e| e.into_inner());
         let t = self.stages();
-        let x = t.index_of(name).ok_or_else(|| EditError::UnknownStage(name.to_string()))?;
-        if t[x].role == Role::Source {
-            return Err(EditError::Source(name.to_string()));
-        }
-        if let Some(by) = t.locked_by(x) {
-            return Err(EditError::Locked { stage: name.to_string(), by: by.to_string() });
-        }
+        let x = editable(&t, name)?;
         let down = t.downstream(x);
         if !cascade && !down.is_empty() {
             return Err(EditError::HasDependants {
@@ -559,13 +553,7 @@ impl Shared {
     pub fn replace_stage(&self, name: &str, d: &StageDecl) -> Result<Applied, EditError> {
         let _ed = self.edits.lock().unwrap_or_else(|e| e.into_inner());
         let t = self.stages();
-        let x = t.index_of(name).ok_or_else(|| EditError::UnknownStage(name.to_string()))?;
-        if t[x].role == Role::Source {
-            return Err(EditError::Source(name.to_string()));
-        }
-        if let Some(by) = t.locked_by(x) {
-            return Err(EditError::Locked { stage: name.to_string(), by: by.to_string() });
-        }
+        let x = editable(&t, name)?;
         let d = StageDecl { name: name.to_string(), ..d.clone() };
         let p = prepare(&t, &d, Some(x), &self.runtime).map_err(EditError::Invalid)?;
         let old = &t[x];
@@ -624,4 +612,17 @@ pub fn stage_from_text(file: &str, src: &str) -> Result<StageDecl, crate::topolo
     let node =
         crate::topology::yaml::parse(src).map_err(|d| crate::topology::Diagnostics::new(file, vec![d]))?;
     parse_stage(&node).map_err(|d| crate::topology::Diagnostics::new(file, d))
+}
+
+/// The index of stage `name`, if an edit may remove or replace it: it exists, is not a source
+/// (a source changes by a restart) and is not locked by a recording.
+fn editable(t: &Topology, name: &str) -> Result<usize, EditError> {
+    let x = t.index_of(name).ok_or_else(|| EditError::UnknownStage(name.to_string()))?;
+    if t[x].role == Role::Source {
+        return Err(EditError::Source(name.to_string()));
+    }
+    if let Some(by) = t.locked_by(x) {
+        return Err(EditError::Locked { stage: name.to_string(), by: by.to_string() });
+    }
+    Ok(x)
 }
